@@ -1,0 +1,277 @@
+"""`Context`: the REPL variable `context` — the whole input as one `str`, plus structured access.
+
+This module runs in the worker process, which imports only the standard library, so it must
+stay free of third-party imports (and of imports from the rest of rlm).
+
+The text is what the paper's prompts expect to slice and search: with one file it is that file's
+text unchanged; with several, each file's text follows a header line `=== FILE: <path> ===` and
+ends with a newline. On top of the text, `files`, `grep`, `chunks` and `describe` give the root
+model structure without it having to re-derive file boundaries or line numbers.
+
+Memory: a one-file context keeps a single copy of its text. `files` then maps the one path to
+the context object itself (a `str` subclass, equal to the file's text), instead of holding a
+second, equal string. A many-file context keeps each file's text as well as the joined text
+(twice the size), since per-file search needs each text on its own.
+
+Both `Context` and `Chunk` show a short summary as their repr, not their text: evaluating
+`context` or `chunks` at the REPL prompt should not flood the model with megabytes of text.
+`str(x)`, `print(x)` and slicing give the text as usual.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fnmatch
+import posixpath
+import re
+import types
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+__all__ = ["Chunk", "Context", "Hit"]
+
+LINE_CAP = 500  # characters of a grep hit's line
+ELLIPSIS = "…"
+_GLOB_CHARS = frozenset("*?[")
+
+
+def file_header(path: str) -> str:
+    """The line that opens each file's text in a many-file context (newline included)."""
+    shown = path.replace("\n", "\\n").replace("\r", "\\r")  # a header is exactly one line
+    return f"=== FILE: {shown} ===\n"
+
+
+class Hit(NamedTuple):
+    """One line of one file that matches a `grep` pattern."""
+
+    path: str
+    line: int  # 1-based, within `path`
+    text: str  # the line without its newline; lines longer than LINE_CAP are cut around the match
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.text}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class Chunk(str):
+    """A piece of the context text that knows where it came from.
+
+    `path`/`start_line` locate its first character, `end_line` its last character (in the last
+    of `paths`); a header line counts as line 1 of the file it opens.
+    """
+
+    path: str
+    start_line: int
+    end_line: int
+    paths: tuple[str, ...]
+
+    def __new__(
+        cls, text: str, path: str, start_line: int, end_line: int, paths: tuple[str, ...]
+    ) -> Chunk:
+        chunk = super().__new__(cls, text)
+        chunk.path = path
+        chunk.start_line = start_line
+        chunk.end_line = end_line
+        chunk.paths = paths
+        return chunk
+
+    def __repr__(self) -> str:
+        if len(self.paths) <= 1:
+            where = f"{self.path}:{self.start_line}-{self.end_line}"
+        else:
+            where = f"{self.path}:{self.start_line} .. {self.paths[-1]}:{self.end_line}"
+            where += f" ({len(self.paths)} files)"
+        return f"<Chunk {where}, {len(self):,} chars>"
+
+
+class Context(str):
+    """The whole input as one str, plus structured access."""
+
+    _paths: tuple[str, ...]
+    _texts: dict[str, str] | None  # None for one file: its text is `self`
+    _header_starts: list[int]  # offset of each file's header line (its text's start if none)
+    _text_starts: list[int]  # offset where each file's text begins
+
+    def __new__(cls, files: Mapping[str, str]) -> Context:
+        paths = tuple(files)
+        if len(paths) <= 1:
+            self = super().__new__(cls, files[paths[0]] if paths else "")
+            self._texts = None
+            self._header_starts = [0] if paths else []
+            self._text_starts = list(self._header_starts)
+        else:
+            pieces: list[str] = []
+            header_starts: list[int] = []
+            text_starts: list[int] = []
+            offset = 0
+            for path, text in files.items():
+                header = file_header(path)
+                header_starts.append(offset)
+                offset += len(header)
+                text_starts.append(offset)
+                offset += len(text)
+                pieces += (header, text)
+                if text and not text.endswith("\n"):
+                    pieces.append("\n")
+                    offset += 1
+            self = super().__new__(cls, "".join(pieces))
+            self._texts = dict(files)
+            self._header_starts = header_starts
+            self._text_starts = text_starts
+        self._paths = paths
+        return self
+
+    def __repr__(self) -> str:
+        count = len(self._paths)
+        files = f"{count} file" if count == 1 else f"{count} files"
+        return f"<Context: {files}, {len(self):,} chars; print(context[:2000]) to read>"
+
+    @property
+    def files(self) -> Mapping[str, str]:
+        """path -> text, in load order (read-only)."""
+        if self._texts is not None:
+            return types.MappingProxyType(self._texts)
+        return types.MappingProxyType({path: self for path in self._paths})
+
+    def _text(self, index: int) -> str:
+        return self if self._texts is None else self._texts[self._paths[index]]
+
+    def _selected(self, path: str | None) -> list[int]:
+        """Indexes of the files `path` names: all, one exact path, or an fnmatch glob."""
+        if path is None:
+            return list(range(len(self._paths)))
+        if path in self._paths:
+            return [self._paths.index(path)]
+        if _GLOB_CHARS.intersection(path):
+            return [i for i, p in enumerate(self._paths) if fnmatch.fnmatchcase(p, path)]
+        example = f" (e.g. {self._paths[0]!r})" if self._paths else ""
+        raise ValueError(
+            f"no file {path!r} in context.files{example}; a glob such as '*.py' matches several"
+        )
+
+    def grep(
+        self, pattern: str | re.Pattern[str], path: str | None = None, max_hits: int = 1000
+    ) -> list[Hit]:
+        """Lines matching the regular expression `pattern` (re.MULTILINE), one hit per line,
+        in file order; `path` limits the search to one path or an fnmatch glob over paths."""
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, re.MULTILINE)
+        hits: list[Hit] = []
+        for index in self._selected(path):
+            if len(hits) >= max_hits:
+                break
+            _grep_text(regex, self._paths[index], self._text(index), hits, max_hits)
+        return hits
+
+    def chunks(self, max_chars: int = 100_000) -> list[Chunk]:
+        """Consecutive pieces that join back into the whole text, each at most `max_chars`
+        (only a longer single line is cut mid-line), each ending at a line end, and ending at
+        a file boundary instead when one falls in the chunk's second half."""
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be at least 1, not {max_chars}")
+        size = len(self)
+        cursor = _LineCursor(self, self._header_starts, self._text_starts)
+        pieces: list[Chunk] = []
+        start = 0
+        while start < size:
+            end = self._chunk_end(start, max_chars)
+            first_file, first_line = cursor.locate(start)
+            last_file, last_line = cursor.locate(end - 1)
+            paths = self._paths[first_file : last_file + 1]
+            pieces.append(Chunk(self[start:end], paths[0], first_line, last_line, paths))
+            start = end
+        return pieces
+
+    def _chunk_end(self, start: int, max_chars: int) -> int:
+        limit = start + max_chars
+        if limit >= len(self):
+            return len(self)
+        if len(self._header_starts) > 1:
+            index = bisect.bisect_right(self._header_starts, limit) - 1
+            boundary = self._header_starts[index] if index >= 0 else -1
+            if boundary > start and boundary - start >= max_chars // 2:
+                return boundary
+        newline = self.rfind("\n", start, limit)
+        return newline + 1 if newline != -1 else limit
+
+    def describe(self) -> dict[str, Any]:
+        """Size and shape for the root prompt; never any of the input's text."""
+        sizes = [(path, len(self._text(i))) for i, path in enumerate(self._paths)]
+        lines = self.count("\n") + (1 if self and not self.endswith("\n") else 0)
+        extensions = Counter(_extension(path) for path in self._paths)
+        return {
+            "type": "Context (str)",
+            "chars": len(self),
+            "lines": lines,
+            "files": len(self._paths),
+            "paths": list(self._paths[:20]),
+            "largest_files": sorted(sizes, key=lambda item: item[1], reverse=True)[:5],
+            "extensions": dict(extensions.most_common()),
+        }
+
+
+def _extension(path: str) -> str:
+    return posixpath.splitext(posixpath.basename(path))[1].lower() or "(none)"
+
+
+def _grep_text(
+    regex: re.Pattern[str], path: str, text: str, hits: list[Hit], max_hits: int
+) -> None:
+    """Append hits in `text` to `hits` until `max_hits`.
+
+    Searches from the line after each hit (one hit per line, without visiting every match on a
+    busy line) and counts newlines only between successive hits, so a 50 MB text costs one
+    regex scan plus one newline count.
+    """
+    size = len(text)
+    line, counted, position = 1, 0, 0
+    while len(hits) < max_hits and position <= size:
+        match = regex.search(text, position)
+        if match is None:
+            return
+        found = match.start()
+        line += text.count("\n", counted, found)
+        counted = found
+        line_start = text.rfind("\n", 0, found) + 1
+        line_end = text.find("\n", found)
+        if line_end == -1:
+            line_end = size
+        hits.append(Hit(path, line, _shown_line(text, line_start, line_end, found)))
+        position = max(match.end(), line_end + 1)
+
+
+def _shown_line(text: str, start: int, end: int, found: int) -> str:
+    """The line, or for a very long one (minified code) a LINE_CAP window holding the match."""
+    if end > start and text[end - 1] == "\r":
+        end -= 1
+    if end - start <= LINE_CAP:
+        return text[start:end]
+    left = max(start, min(found - LINE_CAP // 5, end - LINE_CAP))
+    right = left + LINE_CAP
+    return (ELLIPSIS if left > start else "") + text[left:right] + (ELLIPSIS if right < end else "")
+
+
+class _LineCursor:
+    """Maps ascending offsets in a context to (file index, 1-based line), counting newlines
+    only since the previous offset, so numbering all chunks of 50 MB is one pass."""
+
+    def __init__(self, text: str, header_starts: Sequence[int], text_starts: Sequence[int]):
+        self._text = text
+        self._header_starts = header_starts
+        self._text_starts = text_starts
+        self._file = -1
+        self._position = 0
+        self._line = 1
+
+    def locate(self, offset: int) -> tuple[int, int]:
+        index = max(bisect.bisect_right(self._header_starts, offset) - 1, 0)
+        text_start = self._text_starts[index]
+        if offset < text_start:  # on the header line: it introduces the file's line 1
+            return index, 1
+        if index != self._file or offset < self._position:
+            self._file, self._position, self._line = index, text_start, 1
+        self._line += self._text.count("\n", self._position, offset)
+        self._position = offset
+        return index, self._line
