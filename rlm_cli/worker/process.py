@@ -1,0 +1,241 @@
+"""The host's side of the worker: start it, run cells, serve its sub-calls, survive its death.
+
+The worker is a separate `python -m rlm_cli.worker` process in its own session (so a Ctrl-C in the
+terminal reaches only the host), with a scrubbed environment and a scratch working directory. It
+talks to the host over one inherited Unix socket. A cell that overruns its timeout gets SIGINT;
+if it does not stop within a grace period, the worker is killed and started again, and the
+model is told its variables are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rlm_cli
+from rlm_cli.errors import WorkerError
+from rlm_cli.worker.protocol import (
+    HEADER_SIZE,
+    ExecuteReply,
+    ExecuteRequest,
+    InitReply,
+    InitRequest,
+    LlmReply,
+    LlmRequest,
+    Message,
+    ProtocolError,
+    ShutdownRequest,
+    decode,
+    encode,
+    frame_length,
+)
+
+LlmHandler = Callable[[LlmRequest], Awaitable[list[dict[str, str]]]]
+
+# Only these reach the worker: nothing that could hold a key, a token or a credential.
+ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+INTERRUPT_GRACE_S = 2.0
+
+
+def worker_env(scratch: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The worker's whole environment: an allow-list, plus paths that keep it inside `scratch`."""
+    env = {k: v for k, v in environ.items() if k in ENV_ALLOWED}
+    package_root = str(Path(rlm_cli.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.update(
+        HOME=str(scratch),
+        TMPDIR=str(scratch),
+        IPYTHONDIR=str(scratch / ".ipython"),
+        MPLBACKEND="Agg",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONIOENCODING="utf-8",
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """A finished cell as the loop sees it, including the ways it can go wrong outside Python."""
+
+    output: str
+    output_chars: int
+    error: str | None
+    final: str | None
+    restored: tuple[str, ...]
+    duration_s: float
+    timed_out: bool = False
+    restarted: bool = False  # the worker died or was killed; variables are gone
+    crash: str | None = None  # how it died, when it did
+
+
+class WorkerProcess:
+    """One worker: `start()`, then `execute()` cells one at a time, then `close()`."""
+
+    def __init__(self, context_file: Path, scratch: Path, env: Mapping[str, str] | None = None) -> None:
+        self._context_file = context_file
+        self._scratch = scratch
+        self._env = dict(env) if env is not None else worker_env(scratch)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._log_path = scratch / "worker.log"
+        self.describe: dict[str, Any] = {}
+        self.starts = 0
+        self._busy = False  # a cell is running: on close, kill at once rather than ask politely
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    async def start(self) -> dict[str, Any]:
+        """Spawn the worker and load the context into it; returns the context's description."""
+        host_end, worker_end = socket.socketpair()
+        with open(self._log_path, "ab") as log:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "rlm_cli.worker",
+                "--fd",
+                str(worker_end.fileno()),
+                pass_fds=(worker_end.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self._scratch,
+                env=self._env,
+                start_new_session=True,
+            )
+        worker_end.close()
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=host_end)
+        self.starts += 1
+        self._send(InitRequest(context_file=str(self._context_file)))
+        reply = await self._next_message()
+        if not isinstance(reply, InitReply):
+            raise WorkerError(f"worker answered init with {reply.type}")
+        self.describe = reply.describe
+        return reply.describe
+
+    async def execute(self, cell_id: int, code: str, *, timeout: float, max_output_chars: int, on_llm: LlmHandler) -> CellOutcome:
+        """Run one cell, serving its sub-calls through `on_llm` until it replies, times out or dies."""
+        self._send(ExecuteRequest(cell_id=cell_id, code=code, max_output_chars=max_output_chars))
+        self._busy = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        interrupted = False
+        serving: set[asyncio.Task[None]] = set()
+        reading = asyncio.ensure_future(self._next_message())
+        try:
+            while True:
+                done, _ = await asyncio.wait({reading}, timeout=max(0.0, deadline - loop.time()))
+                if not done:
+                    if interrupted:  # SIGINT did not stop it: kill and start again
+                        await self._restart()
+                        return CellOutcome("", 0, "Timeout", None, (), timeout, timed_out=True, restarted=True)
+                    interrupted = True
+                    for task in serving:
+                        task.cancel()
+                    self._signal(signal.SIGINT)
+                    deadline = loop.time() + INTERRUPT_GRACE_S
+                    continue
+                try:
+                    message = reading.result()
+                except (EOFError, ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
+                    crash = await self._death_note(exc)
+                    await self._restart()
+                    return CellOutcome("", 0, "WorkerDied", None, (), 0.0, restarted=True, crash=crash)
+                if isinstance(message, LlmRequest):
+                    task = asyncio.ensure_future(self._serve(message, on_llm))
+                    serving.add(task)
+                    task.add_done_callback(serving.discard)
+                elif isinstance(message, ExecuteReply) and message.cell_id == cell_id:
+                    self._busy = False
+                    return CellOutcome(
+                        output=message.output,
+                        output_chars=message.output_chars,
+                        error=message.error,
+                        final=message.final,
+                        restored=tuple(message.restored),
+                        duration_s=message.duration_s,
+                        timed_out=interrupted,
+                    )
+                reading = asyncio.ensure_future(self._next_message())
+        finally:
+            if not reading.done():
+                reading.cancel()
+            for task in serving:
+                task.cancel()
+
+    async def close(self) -> None:
+        """Stop the worker and everything it started; safe to call more than once."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._send(ShutdownRequest())
+                self._writer.close()
+        self._writer = self._reader = None
+        if self._proc is not None and self._proc.returncode is None and not self._busy:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), 1.0)
+        self._busy = False
+        self._kill_group()
+        if self._proc is not None and self._proc.returncode is None:
+            await self._proc.wait()
+        self._proc = None
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _serve(self, request: LlmRequest, on_llm: LlmHandler) -> None:
+        results = await on_llm(request)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            self._send(LlmReply(req_id=request.req_id, results=results))
+
+    def _send(self, message: Message) -> None:
+        if self._writer is None:
+            raise WorkerError("the worker is not running")
+        self._writer.write(encode(message))
+
+    async def _next_message(self) -> Message:
+        if self._reader is None:
+            raise EOFError("worker channel closed")
+        header = await self._reader.readexactly(HEADER_SIZE)
+        return decode(await self._reader.readexactly(frame_length(header)))
+
+    def _signal(self, signum: int) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._proc.pid, signum)
+
+    def _kill_group(self) -> None:
+        # The worker leads its own session, so this also reaches anything a cell started.
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+
+    async def _death_note(self, exc: BaseException) -> str:
+        """Say how the worker died: its exit status and the last lines of its log."""
+        code = None
+        if self._proc is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                code = await asyncio.wait_for(self._proc.wait(), 2.0)
+        if code is None:
+            how = f"stopped answering ({type(exc).__name__})"
+        elif code < 0:
+            how = f"was killed by signal {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}"
+        with contextlib.suppress(OSError):
+            tail = self._log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            if tail:
+                how += ": " + " | ".join(line.strip() for line in tail)[-300:]
+        return how
+
+    async def _restart(self) -> None:
+        await self.close()
+        await self.start()

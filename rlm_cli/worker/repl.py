@@ -1,0 +1,266 @@
+"""Inside the worker: the IPython shell, the REPL names of DESIGN.md, and running one cell.
+
+The names the root model relies on (`context`, `llm_query`, `FINAL`, ...) are rebuilt after every
+cell, so a cell that overwrites or deletes one does not break the run.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from rlm_cli.sources.context import Context
+from rlm_cli.worker.protocol import BlockingChannel, ExecuteReply, LlmReply, LlmRequest, ProtocolError
+
+RESERVED = (
+    "context",
+    "llm_query",
+    "llm_query_batched",
+    "rlm_query",
+    "rlm_query_batched",
+    "FINAL",
+    "FINAL_VAR",
+    "SHOW_VARS",
+)
+
+
+class SubcallError(RuntimeError):
+    """A sub-call failed; the message says why in words the model can act on."""
+
+
+class CappedWriter(io.TextIOBase):
+    """A stdout that keeps the head and the tail of what a cell prints and counts the rest.
+
+    A cell that prints gigabytes costs the worker only `cap` characters of memory.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self, cap: int) -> None:
+        self._head_cap = cap // 2
+        self._tail_cap = cap - self._head_cap
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail: deque[str] = deque()
+        self._tail_len = 0
+        self.total = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        self.total += len(s)
+        room = self._head_cap - self._head_len
+        if room > 0:
+            self._head.append(s[:room])
+            self._head_len += min(room, len(s))
+            s = s[room:]
+        if s:
+            self._tail.append(s[-self._tail_cap :] if self._tail_cap else "")
+            self._tail_len += len(self._tail[-1])
+            while self._tail and self._tail_len - len(self._tail[0]) >= self._tail_cap:
+                self._tail_len -= len(self._tail.popleft())
+        return len(s)
+
+    def render(self) -> str:
+        head = "".join(self._head)
+        tail = "".join(self._tail)[-self._tail_cap :] if self._tail_cap else ""
+        if len(head) + len(tail) >= self.total:
+            return head + tail
+        omitted = self.total - len(head) - len(tail)
+        return (
+            f"{head}\n[... {omitted:,} characters omitted; the cell printed {self.total:,} in all."
+            f" Print less, or slice what you print ...]\n{tail}"
+        )
+
+
+class HostLink:
+    """The worker's side of sub-calls: send an llm_request, block until its llm_reply comes back."""
+
+    def __init__(self, channel: BlockingChannel) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()  # model code may call llm_query from threads
+        self._next_id = 0
+
+    def ask(
+        self, prompts: list[str], model: str | None = None, contexts: list[str | None] | None = None
+    ) -> list[dict[str, str]]:
+        """Plain sub-calls, or (with `contexts`) recursive sub-RLMs over those contexts."""
+        with self._lock:
+            self._next_id += 1
+            req_id = self._next_id
+            request = LlmRequest(req_id, prompts, model, recursive=contexts is not None, contexts=contexts)
+            self._channel.send(request)
+            while True:
+                reply = self._channel.receive()
+                if not isinstance(reply, LlmReply):
+                    raise ProtocolError(f"expected llm_reply, got {reply.type}")
+                if reply.req_id == req_id:  # replies to an interrupted earlier request are dropped
+                    return reply.results
+
+
+def _as_prompt(value: object, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+
+
+def _prompts(prompts: Iterable[str]) -> list[str]:
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a list of str, not one str")
+    return [_as_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+
+
+def _one(results: list[dict[str, str]]) -> str:
+    """A single sub-call's answer; its failure is an exception the model sees in the cell."""
+    (result,) = results
+    if "error" in result:
+        raise SubcallError(result["error"])
+    return result["text"]
+
+
+def _many(results: list[dict[str, str]]) -> list[str]:
+    """A batch's answers; a failed prompt leaves an `ERROR: ...` string in its own slot."""
+    return [r["text"] if "text" in r else f"ERROR: {r.get('error')}" for r in results]
+
+
+class Repl:
+    """One IPython shell holding `context`; runs cells and reports what they printed and ended with."""
+
+    def __init__(self, context: Context, link: HostLink) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+
+        config = Config()
+        config.HistoryManager.enabled = False
+        config.InteractiveShell.colors = "nocolor"
+        config.InteractiveShell.xmode = "Plain"
+        self._shell = InteractiveShell.instance(config=config)
+        self._shell.displayhook.write_output_prompt = lambda: None  # type: ignore[method-assign]
+        self._context = context
+        self._link = link
+        self._final: str | None = None
+        self._reserved = self._reserved_names()
+        self._shell.user_ns.update(self._reserved)
+        self._baseline = set(self._shell.user_ns)
+
+    # -- the REPL names -------------------------------------------------------------------
+
+    def _reserved_names(self) -> dict[str, Any]:
+        link = self._link
+
+        def llm_query(prompt: str, context: str | None = None, model: str | None = None) -> str:
+            """Ask the sub-model one question; `context`, if given, is appended to the prompt."""
+            text = _as_prompt(prompt, "prompt")
+            if context is not None:
+                text = f"{text}\n\n{_as_prompt(context, 'context')}"
+            return _one(link.ask([text], model))
+
+        def llm_query_batched(prompts: Iterable[str], model: str | None = None) -> list[str]:
+            """Ask the sub-model many questions at once, concurrently; answers come back in order."""
+            texts = _prompts(prompts)
+            return _many(link.ask(texts, model)) if texts else []
+
+        def rlm_query(prompt: str, context: str | None = None) -> str:
+            """A recursive sub-RLM over `context` while depth allows; at the depth limit, an llm_query."""
+            ctx = None if context is None else _as_prompt(context, "context")
+            return _one(link.ask([_as_prompt(prompt, "prompt")], contexts=[ctx]))
+
+        def rlm_query_batched(prompts: Iterable[str], contexts: Iterable[str | None] | None = None) -> list[str]:
+            """rlm_query over many prompts (and optional contexts), concurrently; answers in order."""
+            texts = _prompts(prompts)
+            ctxs: list[str | None] = [None] * len(texts)
+            if contexts is not None:
+                ctxs = [None if c is None else _as_prompt(c, "context") for c in contexts]
+            if len(ctxs) != len(texts):
+                raise ValueError(f"{len(texts)} prompts but {len(ctxs)} contexts")
+            return _many(link.ask(texts, contexts=ctxs)) if texts else []
+
+        def FINAL(answer: object) -> None:  # noqa: N802 - the name is the contract
+            """End the run with str(answer)."""
+            if self._final is None:
+                self._final = str(answer)
+
+        def FINAL_VAR(name: object) -> None:  # noqa: N802
+            """End the run with the value of the variable called `name`, of any size."""
+            if not isinstance(name, str):
+                raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
+            key = name.strip().strip("'\"")
+            if key not in self._shell.user_ns:
+                raise NameError(f"FINAL_VAR: no variable named {key!r}; define it first, or use FINAL(value)")
+            FINAL(self._shell.user_ns[key])
+
+        def SHOW_VARS() -> None:  # noqa: N802
+            """Print the variables defined so far, with their types and sizes."""
+            rows = []
+            for var, value in self._user_variables().items():
+                size = f", len {len(value):,}" if hasattr(value, "__len__") else ""
+                rows.append(f"{var}: {type(value).__name__}{size}")
+            print("\n".join(rows) if rows else "(no variables yet)")
+
+        return {
+            "context": self._context,
+            "llm_query": llm_query,
+            "llm_query_batched": llm_query_batched,
+            "rlm_query": rlm_query,
+            "rlm_query_batched": rlm_query_batched,
+            "FINAL": FINAL,
+            "FINAL_VAR": FINAL_VAR,
+            "SHOW_VARS": SHOW_VARS,
+        }
+
+    def _user_variables(self) -> dict[str, Any]:
+        import types
+
+        return {
+            k: v
+            for k, v in self._shell.user_ns.items()
+            if k not in self._baseline
+            and not k.startswith("_")
+            and not isinstance(v, types.ModuleType)
+            and not callable(v)
+        }
+
+    def _restore(self) -> list[str]:
+        ns = self._shell.user_ns
+        restored = [name for name, value in self._reserved.items() if ns.get(name) is not value]
+        ns.update(self._reserved)
+        return restored
+
+    # -- running a cell -------------------------------------------------------------------
+
+    def run(self, cell_id: int, code: str, max_output_chars: int) -> ExecuteReply:
+        out = CappedWriter(max_output_chars)
+        saved = sys.stdout, sys.stderr
+        self._final = None
+        started = time.monotonic()
+        error: str | None = None
+        sys.stdout = sys.stderr = out
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the host's cell timeout
+        try:
+            result = self._shell.run_cell(code, store_history=True)
+            exc = result.error_before_exec or result.error_in_exec
+            if exc is not None:
+                error = type(exc).__name__
+        except KeyboardInterrupt:  # landed outside IPython's own handler
+            error = "KeyboardInterrupt"
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            sys.stdout, sys.stderr = saved
+        return ExecuteReply(
+            cell_id=cell_id,
+            output=out.render(),
+            output_chars=out.total,
+            error=error,
+            final=self._final,
+            restored=self._restore(),
+            duration_s=time.monotonic() - started,
+        )
