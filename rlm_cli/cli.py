@@ -1,0 +1,178 @@
+"""The `rlm` command line: parse options, build a config, call the engine, print the answer.
+
+The only module that imports Typer. Every `RlmError` becomes one line on stderr and its exit
+code here, in `_guard`; stdout carries the answer (or the `--json` object) and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from rlm_cli import __version__
+from rlm_cli.errors import InputError, Interrupted, RlmError, UsageError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="rlm",
+    help="Answer questions about inputs far larger than a model's context window (Recursive Language Models).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rlm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """rlm: the input lives in a Python REPL as `context`; a root model writes code to read it."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"rlm: error: {message}\n")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """The one place errors become a line on stderr and an exit code."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except RlmError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("rlm: interrupted\n")
+        raise typer.Exit(Interrupted.exit_code) from None
+    except Exception as exc:  # a bug: say where, and how to see more
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+        if os.environ.get("RLM_DEBUG"):
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (at {where}; set RLM_DEBUG=1 for the traceback)", 1)
+
+
+@dataclass(frozen=True)
+class _Output:
+    """stdout, or the file of --output."""
+
+    json: bool
+    path: Path | None
+
+    def write(self, text: str) -> None:
+        if self.path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        try:
+            self.path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write --output {self.path}: {exc.strerror or exc}") from exc
+
+
+@app.command(no_args_is_help=True)
+def ask(
+    source: Annotated[str, typer.Argument(help="A file, a directory, a git repository (path or URL), or '-' for stdin.")],
+    question: Annotated[
+        str | None, typer.Argument(help="The question; read from stdin when omitted and SOURCE is not '-'.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("-m", "--model", help="Root model (any litellm model string). Else RLM_MODEL, else the config file."),
+    ] = None,
+    sub_model: Annotated[
+        str | None, typer.Option("-s", "--sub-model", help="Model for sub-calls. Else RLM_SUB_MODEL, else the root model.")
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option("--api-base", help="OpenAI-compatible server URL for root and sub-calls (env RLM_API_BASE).")
+    ] = None,
+    sub_api_base: Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")] = None,
+    add: Annotated[list[str] | None, typer.Option("--add", help="Another source in the same context (repeatable).")] = None,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Only files matching this glob (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Drop files matching this glob (repeatable).")] = None,
+    no_gitignore: Annotated[bool, typer.Option("--no-gitignore", help="Load files that .gitignore excludes.")] = False,
+    max_file_size: Annotated[str, typer.Option("--max-file-size", help="Skip directory files larger than this (e.g. 5M).")] = "5M",
+    max_iterations: Annotated[int, typer.Option("--max-iterations", min=1, help="Root model turns.")] = 30,
+    max_depth: Annotated[int, typer.Option("--max-depth", min=1, help="Recursion depth; 1 = sub-calls are plain model calls.")] = 1,
+    max_subcalls: Annotated[int | None, typer.Option("--max-subcalls", min=0, help="Sub-calls allowed in the whole run.")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop when the run has cost this much (USD).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0.1, help="Seconds for the whole run.")] = None,
+    cell_timeout: Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")] = 300.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Sub-calls in flight at once.")] = 16,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
+    trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
+) -> None:
+    """Answer QUESTION about SOURCE.
+
+    The model comes from --model, then RLM_MODEL, then `model` in the config file
+    (RLM_CONFIG or ~/.config/rlm/config.toml). Exit codes: 0 answer, 2 usage, 3 input,
+    4 model, 5 a limit ended the run, 130 interrupted.
+    """
+    from rlm_cli.app import AskRequest, run_ask
+
+    with _guard():
+        if question is None:
+            if source == "-":
+                raise UsageError("the question is missing (SOURCE is '-', so stdin holds the input)")
+            question = sys.stdin.read() if not sys.stdin.isatty() else ""
+        request = AskRequest(
+            sources=(source, *(add or ())),
+            question=question,
+            model=model,
+            sub_model=sub_model,
+            api_base=api_base,
+            sub_api_base=sub_api_base,
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            use_gitignore=not no_gitignore,
+            max_file_size=max_file_size,
+            max_iterations=max_iterations,
+            max_depth=max_depth,
+            max_subcalls=max_subcalls,
+            max_cost=max_cost,
+            timeout=timeout,
+            cell_timeout=cell_timeout,
+            concurrency=concurrency,
+            trace=trace,
+        )
+        outcome = run_ask(request, quiet=quiet)
+        if outcome.exit_code == Interrupted.exit_code:
+            sys.stderr.write("rlm: interrupted\n")
+        elif outcome.error and outcome.status != "ok":
+            label = "stopped" if outcome.status == "limit" else "error"
+            sys.stderr.write(f"rlm: {label}: {outcome.error}\n")
+        out = _Output(as_json, output)
+        if as_json:
+            out.write(json.dumps(outcome.as_json(), ensure_ascii=False) + "\n")
+        elif outcome.answer is not None:
+            out.write(outcome.answer if outcome.answer.endswith("\n") else outcome.answer + "\n")
+        raise typer.Exit(outcome.exit_code)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """The console-script entry point."""
+    return app(args=argv, prog_name="rlm")

@@ -1,0 +1,34 @@
+"""Finding the code in a root model's reply.
+
+Only fenced blocks count, and only executed code ends a run: `FINAL(...)` written in prose is
+just text. ```repl is the contract; ```python/```py are tolerated because models drift to them; a
+bare ``` block counts only when the reply has no tagged block; an unclosed last block (a reply cut
+off by its token limit) still runs, so the model sees its own error instead of silence.
+"""
+
+from __future__ import annotations
+
+import re
+
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
+_CODE_TAGS = {"repl", "python", "py", "python3", "ipython"}
+
+
+def code_blocks(reply: str) -> list[str]:
+    """The code cells of a reply, in order."""
+    tagged: list[str] = []
+    bare: list[str] = []
+    for match in _FENCE.finditer(reply):
+        tag, body = match.group(1).lower(), match.group(2)
+        if not body.strip():
+            continue
+        if tag in _CODE_TAGS:
+            tagged.append(body.rstrip())
+        elif not tag:
+            bare.append(body.rstrip())
+    return tagged or bare
+
+
+def prose(reply: str) -> str:
+    """The reply with its fenced blocks removed: what a model said outside code."""
+    return _FENCE.sub("", reply).strip()

@@ -1,0 +1,63 @@
+"""Shared pytest fixtures for the rlm test suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from scripted_server import scripted_server_fixture
+
+# A factory: ``server = scripted_server(root_replies, sub_answer=..., latency=...)`` starts a
+# ScriptedServer that is stopped at teardown (see tests/scripted_server.py).
+scripted_server = pytest.fixture(name="scripted_server")(scripted_server_fixture)
+
+
+@pytest.fixture(autouse=True)
+def _user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's caches, config and trajectories out of the real user directories."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("RLM_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("RLM_CONFIG", str(home / "config.toml"))
+    for name in ("RLM_MODEL", "RLM_SUB_MODEL", "RLM_API_BASE", "RLM_SUB_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@dataclass
+class Ran:
+    """What one `rlm` process did."""
+
+    code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+
+def run_rlm(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> Ran:
+    """Run the real CLI entry point in a child process, as a user's shell would."""
+    full_env = {**os.environ, **(env or {})}
+    data = input.encode() if isinstance(input, str) else input
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlm_cli", *args],
+        input=data if data is not None else b"",
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    return Ran(proc.returncode, proc.stdout.decode(), proc.stderr.decode(), time.monotonic() - started)
+
+
+@pytest.fixture(name="rlm")
+def _rlm() -> Callable[..., Ran]:
+    return run_rlm
