@@ -84,6 +84,7 @@ class Cell(Event):
     duration_s: float
     error: str | None
     final: bool = False
+    truncated: bool = False  # the model was shown only the head and tail
     depth: int = 0
 
 

@@ -347,3 +347,22 @@ def test_version_and_help_do_not_import_litellm() -> None:
     assert re.fullmatch(r"rlm \d+\.\d+\.\d+\n", version.stdout)
 
 
+
+
+def test_rlm_query_starts_a_sub_rlm_when_depth_allows(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+
+    def sub_answer(prompt: str) -> str:  # the sub-RLM's root turn is driven by the sub-model
+        if prompt.startswith("Question: How long?"):
+            return repl("FINAL(f'{len(context)} chars seen by the sub-RLM')")
+        return "plain answer"
+
+    code = "deep = rlm_query('How long?', context='y' * 1234)\nflat = llm_query('hi')\nFINAL(deep + ' / ' + flat)"
+    server = scripted_server([repl(code), repl(code)], sub_answer=sub_answer)
+    deep = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--max-depth", "2", "--json")
+    shallow = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--json")
+
+    assert deep.code == 0, deep.stderr
+    assert deep.json()["answer"] == "1234 chars seen by the sub-RLM / plain answer"
+    assert shallow.code == 0, shallow.stderr
+    assert shallow.json()["answer"] == "plain answer / plain answer"  # at the depth limit, an llm_query

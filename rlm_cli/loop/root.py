@@ -112,6 +112,7 @@ class RootLoop:
                 iteration=iteration,
                 code=code,
                 output=self._feedback(outcome),
+                truncated=outcome.output_chars > len(outcome.output),
                 output_chars=outcome.output_chars,
                 duration_s=outcome.duration_s,
                 error=outcome.error,

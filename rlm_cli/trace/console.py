@@ -44,6 +44,10 @@ def trim_lines(text: str, head: int, tail: int) -> str:
     return "\n".join([*lines[:head], f"… {len(lines) - head - tail} more lines …", *lines[-tail:]])
 
 
+def _indent(text: str, width: int, marker: str = "") -> str:
+    return "\n".join(" " * width + marker + line for line in text.splitlines())
+
+
 def tokens(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 10_000 else f"{n:,}"
 
@@ -139,7 +143,7 @@ class ConsoleTrace:
         if self._want_live:
             self.console.print(Padding(Syntax(code, "python", theme="ansi_dark", background_color="default"), (0, 0, 0, 2)))
         else:
-            self.console.print("\n".join(f"  > {line}" for line in code.splitlines()), highlight=False)
+            self.console.print(Text(_indent(code, 2, "> ")))
         self._set_status(f"running cell {event.cell_id}")
 
     def _subcall(self, event: Subcall) -> None:
@@ -154,10 +158,10 @@ class ConsoleTrace:
     def _cell(self, event: Cell) -> None:
         output = trim_lines(event.output, OUTPUT_HEAD_LINES, OUTPUT_TAIL_LINES)
         if output:
-            self.console.print(Padding(Text(output, style="dim"), (0, 0, 0, 4)))
+            self.console.print(Text(_indent(output, 4), style="dim"))
         parts = [f"cell {event.cell_id}", f"{event.duration_s:.2f} s"]
-        if event.output_chars > len(event.output):
-            parts.append(f"printed {event.output_chars:,} chars")
+        if event.truncated:
+            parts.append(f"printed {event.output_chars:,} chars, model shown head and tail")
         if self._batch.started:
             parts.append(self._batch.line())
         if event.error:
@@ -195,5 +199,5 @@ class ConsoleTrace:
 
 def console_trace() -> ConsoleTrace:
     """The trace for this process's stderr: live on a terminal, plain lines elsewhere."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # long lines stay whole in logs
     return ConsoleTrace(console, live=console.is_terminal)

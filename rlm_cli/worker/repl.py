@@ -57,7 +57,8 @@ class CappedWriter(io.TextIOBase):
     def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        self.total += len(s)
+        written = len(s)
+        self.total += written
         room = self._head_cap - self._head_len
         if room > 0:
             self._head.append(s[:room])
@@ -68,7 +69,7 @@ class CappedWriter(io.TextIOBase):
             self._tail_len += len(self._tail[-1])
             while self._tail and self._tail_len - len(self._tail[0]) >= self._tail_cap:
                 self._tail_len -= len(self._tail.popleft())
-        return len(s)
+        return written
 
     def render(self) -> str:
         head = "".join(self._head)
@@ -144,7 +145,7 @@ class Repl:
         config.InteractiveShell.colors = "nocolor"
         config.InteractiveShell.xmode = "Plain"
         self._shell = InteractiveShell.instance(config=config)
-        self._shell.displayhook.write_output_prompt = lambda: None  # type: ignore[method-assign]
+        self._shell.displayhook.write_output_prompt = lambda: None  # no "Out[n]:" noise for the model
         self._context = context
         self._link = link
         self._final: str | None = None
