@@ -1,20 +1,24 @@
-"""The worker process: `python -m rlm_cli.worker --fd N`.
+"""The worker process: `python -m rlm_cli.worker --fd N --policy JSON`.
 
-It talks to the host over the inherited socket N only. Its own stdin is closed and its
-stdout/stderr go to a log file the host reads when the worker dies.
+It confines itself first (`sandbox.confine`: namespaces, Landlock, rlimits), while it is still
+single-threaded and before it reads the context, then talks to the host over the inherited
+socket N only. Imports before `confine` are this package's own modules, none of them
+starts a thread. Its own stdin is closed and its stdout/stderr go to a log file the host reads
+when the worker dies.
 """
 
 from __future__ import annotations
 
 import argparse
 import marshal
+import os
+import pickle
 import signal
 import socket
-import sys
+from typing import Any
 
 from rlm_cli.sources.context import Context
 from rlm_cli.worker.protocol import (
-    BlockingChannel,
     ExecuteRequest,
     InitReply,
     InitRequest,
@@ -22,25 +26,37 @@ from rlm_cli.worker.protocol import (
     ShutdownRequest,
 )
 from rlm_cli.worker.repl import HostLink, Repl
+from rlm_cli.worker.sandbox import Policy, confine
 
 
-def serve(channel: BlockingChannel) -> None:
+def load_code_index(path: str, context: Context) -> Any:
+    """The host parsed the code (in parallel, cached); the worker builds its tables lazily."""
+    from rlm_cli.codegraph.index import CodeIndex
+
+    with open(path, "rb") as f:
+        state = pickle.load(f)  # written by the host, which the worker trusts (not the reverse)
+    return CodeIndex(context.files, state["entries"], state["stats"])
+
+
+def serve(link: HostLink, isolation: dict[str, str]) -> None:
     """Answer the host's requests until it says shut down or closes the channel."""
     repl: Repl | None = None
     while True:
         try:
-            message = channel.receive()
+            message = link.receive()
         except EOFError:
             return
         if isinstance(message, InitRequest):
             with open(message.context_file, "rb") as f:
                 context = Context(dict(marshal.load(f)))
-            repl = Repl(context, HostLink(channel))
-            channel.send(InitReply(describe=context.describe()))
+            if message.code_index_file:
+                context.attach_code_index(load_code_index(message.code_index_file, context))
+            repl = Repl(context, link)
+            link.send(InitReply(describe=context.describe(), isolation=isolation))
         elif isinstance(message, ExecuteRequest):
             if repl is None:
                 raise ProtocolError("execute_request before init_request")
-            channel.send(repl.run(message.cell_id, message.code, message.max_output_chars))
+            link.send(repl.run(message.cell_id, message.code, message.max_output_chars))
         elif isinstance(message, ShutdownRequest):
             return
         else:
@@ -50,17 +66,21 @@ def serve(channel: BlockingChannel) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m rlm_cli.worker")
     parser.add_argument("--fd", type=int, required=True, help="inherited socket to the host")
+    parser.add_argument("--policy", help="sandbox.Policy as JSON; without it, no confinement")
     args = parser.parse_args()
+    isolation = confine(Policy.from_json(args.policy)) if args.policy else {}
     # SIGINT means "interrupt the running cell"; between cells it must not kill the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
     try:
-        serve(BlockingChannel(sock))
+        serve(HostLink(sock), isolation)
     except KeyboardInterrupt:
         pass  # a late cell-timeout signal; the host restarts us if it still needs us
     finally:
         sock.close()
-    sys.exit(0)
+    # Not sys.exit: a thread a cell left running must not keep the worker alive.
+    os._exit(0)
+
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The host's side of the worker: start it, run cells, serve its sub-calls, survive its death.
 
 The worker is a separate `python -m rlm_cli.worker` process in its own session (so a Ctrl-C in the
-terminal reaches only the host), with a scrubbed environment and a scratch working directory. It
-talks to the host over one inherited Unix socket. A cell that overruns its timeout gets SIGINT;
+terminal reaches only the host), with a scrubbed environment and a scratch working directory,
+confined by `sandbox` (namespaces, Landlock, rlimits; a pids cgroup when the host is root). It
+talks to the host over one inherited Unix socket. Whatever it started dies with it. A cell that overruns its timeout gets SIGINT;
 if it does not stop within a grace period, the worker is killed and started again, and the
 model is told its variables are gone.
 """
@@ -36,6 +37,13 @@ from rlm_cli.worker.protocol import (
     decode,
     encode,
     frame_length,
+)
+from rlm_cli.worker.sandbox import (
+    PidsCgroup,
+    Policy,
+    kill_tree,
+    prepare_host,
+    warnings_for,
 )
 
 LlmHandler = Callable[[LlmRequest], Awaitable[list[dict[str, str]]]]
@@ -79,15 +87,27 @@ class CellOutcome:
 class WorkerProcess:
     """One worker: `start()`, then `execute()` cells one at a time, then `close()`."""
 
-    def __init__(self, context_file: Path, scratch: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        context_file: Path,
+        scratch: Path,
+        env: Mapping[str, str] | None = None,
+        policy: Policy | None = None,
+        code_index_file: Path | None = None,
+    ) -> None:
         self._context_file = context_file
+        self._code_index_file = code_index_file
         self._scratch = scratch
         self._env = dict(env) if env is not None else worker_env(scratch)
+        self._policy = policy
+        self._cgroup: PidsCgroup | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._log_path = scratch / "worker.log"
         self.describe: dict[str, Any] = {}
+        self.isolation: dict[str, str] = {}  # mechanism -> what is in force (sandbox.confine)
+        self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
         self.starts = 0
         self._busy = False  # a cell is running: on close, kill at once rather than ask politely
 
@@ -97,6 +117,10 @@ class WorkerProcess:
 
     async def start(self) -> dict[str, Any]:
         """Spawn the worker and load the context into it; returns the context's description."""
+        if self._policy is None:
+            size = self._context_file.stat().st_size if self._context_file.exists() else 0
+            self._policy = Policy.for_context(self._scratch, size)
+        prepare_host()
         host_end, worker_end = socket.socketpair()
         with open(self._log_path, "ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
@@ -105,6 +129,8 @@ class WorkerProcess:
                 "rlm_cli.worker",
                 "--fd",
                 str(worker_end.fileno()),
+                "--policy",
+                self._policy.to_json(),
                 pass_fds=(worker_end.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
@@ -114,14 +140,36 @@ class WorkerProcess:
                 start_new_session=True,
             )
         worker_end.close()
+        processes = self._limit_processes(self._proc.pid)
         self._reader, self._writer = await asyncio.open_unix_connection(sock=host_end)
         self.starts += 1
-        self._send(InitRequest(context_file=str(self._context_file)))
-        reply = await self._next_message()
+        code_index = str(self._code_index_file) if self._code_index_file else None
+        self._send(InitRequest(context_file=str(self._context_file), code_index_file=code_index))
+        try:
+            reply = await self._next_message()
+        except (EOFError, ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
+            note = await self._death_note(exc)
+            await self.close()
+            raise WorkerError(f"the worker failed to start: it {note}") from exc
         if not isinstance(reply, InitReply):
             raise WorkerError(f"worker answered init with {reply.type}")
         self.describe = reply.describe
+        self.isolation = {**reply.isolation, "processes": processes}
+        self.warnings = warnings_for(self.isolation)
         return reply.describe
+
+    def _limit_processes(self, pid: int) -> str:
+        """Cap the worker's process count: RLIMIT_NPROC in the worker, or a pids cgroup for root."""
+        assert self._policy is not None
+        if not self._policy.limits:
+            return "not limited: disabled by RLM_SANDBOX_DISABLE"
+        if os.geteuid() != 0:
+            return f"limited to {self._policy.max_processes} (RLIMIT_NPROC)"
+        if self._cgroup is None:
+            self._cgroup = PidsCgroup.create(self._policy.max_processes)
+        if self._cgroup is not None and self._cgroup.add(pid):
+            return f"limited to {self._policy.max_processes} (pids cgroup)"
+        return "not limited: running as root (RLIMIT_NPROC does not apply) and no pids cgroup could be made"
 
     async def execute(self, cell_id: int, code: str, *, timeout: float, max_output_chars: int, on_llm: LlmHandler) -> CellOutcome:
         """Run one cell, serving its sub-calls through `on_llm` until it replies, times out or dies."""
@@ -188,6 +236,9 @@ class WorkerProcess:
         if self._proc is not None and self._proc.returncode is None:
             await self._proc.wait()
         self._proc = None
+        if self._cgroup is not None:  # whatever escaped the process tree is still in the cgroup
+            await asyncio.to_thread(self._cgroup.destroy)
+            self._cgroup = None
 
     # -- internals ------------------------------------------------------------------------
 
@@ -213,8 +264,13 @@ class WorkerProcess:
                 os.kill(self._proc.pid, signum)
 
     def _kill_group(self) -> None:
-        # The worker leads its own session, so this also reaches anything a cell started.
-        if self._proc is not None:
+        # The worker leads its own session and process group; kill_tree also reaches the
+        # descendants that left the group (setsid) while their parents still live.
+        if self._proc is None:
+            return
+        if self._proc.returncode is None:  # once reaped, its pid may be someone else's: group only
+            kill_tree(self._proc.pid)
+        else:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
 

@@ -5,7 +5,7 @@ runs code written by a model that read untrusted text, so nothing it sends may b
 code in the host. Each message carries `type` and the protocol version `v`.
 
     host -> worker                         worker -> host
-    init_request     {context_file}        init_reply     {describe}
+    init_request     {context_file}        init_reply     {describe, isolation}
     execute_request  {cell_id, code,       execute_reply  {cell_id, output, output_chars,
                       max_output_chars}                    error, final, restored, duration_s}
     llm_reply        {req_id, results}     llm_request    {req_id, prompts, model,
@@ -46,12 +46,14 @@ class Message:
 class InitRequest(Message):
     type: ClassVar[str] = "init_request"
     context_file: str
+    code_index_file: str | None = None  # the parsed code graph, for code sources
 
 
 @dataclass(frozen=True)
 class InitReply(Message):
     type: ClassVar[str] = "init_reply"
     describe: dict[str, Any]
+    isolation: dict[str, str] = field(default_factory=dict)  # sandbox.confine's report
 
 
 @dataclass(frozen=True)

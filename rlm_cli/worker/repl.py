@@ -7,7 +7,9 @@ cell, so a cell that overwrites or deletes one does not break the run.
 from __future__ import annotations
 
 import io
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -16,7 +18,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from rlm_cli.sources.context import Context
-from rlm_cli.worker.protocol import BlockingChannel, ExecuteReply, LlmReply, LlmRequest, ProtocolError
+from rlm_cli.worker.protocol import (
+    BlockingChannel,
+    ExecuteReply,
+    LlmReply,
+    LlmRequest,
+    Message,
+    ProtocolError,
+)
 
 RESERVED = (
     "context",
@@ -84,18 +93,37 @@ class CappedWriter(io.TextIOBase):
 
 
 class HostLink:
-    """The worker's side of sub-calls: send an llm_request, block until its llm_reply comes back."""
+    """The worker's one channel to the host: the main loop's messages and the cells' sub-calls.
 
-    def __init__(self, channel: BlockingChannel) -> None:
-        self._channel = channel
-        self._lock = threading.Lock()  # model code may call llm_query from threads
+    Every send and receive holds one lock, so a thread a cell started cannot read a message
+    meant for the main loop, nor interleave its bytes with a reply. Sub-calls are served only
+    while a cell runs, and only from the worker process itself, not from a fork of it.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._channel = BlockingChannel(sock)
+        self._lock = threading.Lock()
         self._next_id = 0
+        self.pid = os.getpid()
+        self.in_cell = False
+
+    def receive(self) -> Message:
+        with self._lock:
+            return self._channel.receive()
+
+    def send(self, message: Message) -> None:
+        with self._lock:
+            self._channel.send(message)
 
     def ask(
         self, prompts: list[str], model: str | None = None, contexts: list[str | None] | None = None
     ) -> list[dict[str, str]]:
         """Plain sub-calls, or (with `contexts`) recursive sub-RLMs over those contexts."""
+        if os.getpid() != self.pid:
+            raise SubcallError("sub-calls cannot be made from a forked process; call llm_query in the cell itself")
         with self._lock:
+            if not self.in_cell:
+                raise SubcallError("sub-calls can only be made while a cell runs (a thread outlived its cell)")
             self._next_id += 1
             req_id = self._next_id
             request = LlmRequest(req_id, prompts, model, recursive=contexts is not None, contexts=contexts)
@@ -185,12 +213,12 @@ class Repl:
                 raise ValueError(f"{len(texts)} prompts but {len(ctxs)} contexts")
             return _many(link.ask(texts, contexts=ctxs)) if texts else []
 
-        def FINAL(answer: object) -> None:  # noqa: N802 - the name is the contract
+        def FINAL(answer: object) -> None:
             """End the run with str(answer)."""
             if self._final is None:
                 self._final = str(answer)
 
-        def FINAL_VAR(name: object) -> None:  # noqa: N802
+        def FINAL_VAR(name: object) -> None:
             """End the run with the value of the variable called `name`, of any size."""
             if not isinstance(name, str):
                 raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
@@ -199,7 +227,7 @@ class Repl:
                 raise NameError(f"FINAL_VAR: no variable named {key!r}; define it first, or use FINAL(value)")
             FINAL(self._shell.user_ns[key])
 
-        def SHOW_VARS() -> None:  # noqa: N802
+        def SHOW_VARS() -> None:
             """Print the variables defined so far, with their types and sizes."""
             rows = []
             for var, value in self._user_variables().items():
@@ -246,6 +274,7 @@ class Repl:
         error: str | None = None
         sys.stdout = sys.stderr = out
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the host's cell timeout
+        self._link.in_cell = True
         try:
             result = self._shell.run_cell(code, store_history=True)
             exc = result.error_before_exec or result.error_in_exec
@@ -254,6 +283,9 @@ class Repl:
         except KeyboardInterrupt:  # landed outside IPython's own handler
             error = "KeyboardInterrupt"
         finally:
+            if os.getpid() != self._link.pid:  # a fork of the worker finished the cell: it must not answer
+                os._exit(0)
+            self._link.in_cell = False
             signal.signal(signal.SIGINT, previous)
             sys.stdout, sys.stderr = saved
         return ExecuteReply(
