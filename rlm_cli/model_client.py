@@ -9,6 +9,7 @@ Foreign exceptions are translated into `ModelError`/`ContextWindowError` here an
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import os
 import random
 import re
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rlm_cli.errors import ContextWindowError, ModelError
+from rlm_cli.events import Usage
 
 _import_lock = threading.Lock()
 
@@ -35,6 +37,14 @@ def import_litellm() -> Any:
         return litellm
 
 
+def _env_float(name: str, default: float) -> float:
+    """A number from the environment (RLM_REQUEST_TIMEOUT, RLM_MAX_RETRIES, RLM_RETRY_BASE_DELAY)."""
+    try:
+        return float(os.environ[name])
+    except (KeyError, ValueError):
+        return default
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Where and how to call one model; built from options at the CLI edge."""
@@ -42,11 +52,12 @@ class ModelSettings:
     model: str
     api_base: str | None = None
     api_key: str | None = None
-    request_timeout: float = 600.0
-    max_retries: int = 4
-    retry_base_delay: float = 0.5
+    request_timeout: float = field(default_factory=lambda: _env_float("RLM_REQUEST_TIMEOUT", 600.0))
+    max_retries: int = field(default_factory=lambda: int(_env_float("RLM_MAX_RETRIES", 4)))
+    retry_base_delay: float = field(default_factory=lambda: _env_float("RLM_RETRY_BASE_DELAY", 0.5))
     max_tokens: int | None = None
     temperature: float | None = None
+    context_window: int | None = None  # tokens, where we know better than litellm (local models)
 
     def litellm_model(self) -> str:
         """A bare name with an --api-base means an OpenAI-compatible server."""
@@ -64,6 +75,10 @@ class Completion:
     duration_s: float
     finish_reason: str | None = None
     faults: tuple[str, ...] = field(default_factory=tuple)  # what went wrong before it went right
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.input_tokens, self.output_tokens, self.cost_usd)
 
 
 class ModelClient(Protocol):
@@ -88,7 +103,9 @@ class LiteLLMClient:
         return self.settings.model
 
     def context_window(self) -> int | None:
-        """The model's input window in tokens, where litellm knows it."""
+        """The model's input window in tokens, where known."""
+        if self.settings.context_window:
+            return self.settings.context_window
         litellm = import_litellm()
         try:
             info = litellm.get_model_info(self.settings.litellm_model())
@@ -150,13 +167,16 @@ class LiteLLMClient:
             cost: float | None = float(litellm.completion_cost(completion_response=response))
         except Exception:  # unpriced model
             cost = None
+        finish_reason = response.choices[0].finish_reason if response.choices else None
+        if finish_reason == "length":
+            faults = [*faults, "truncated: the reply hit the output limit (finish_reason=length)"]
         return Completion(
             text=text,
             input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost_usd=cost,
             duration_s=duration,
-            finish_reason=response.choices[0].finish_reason if response.choices else None,
+            finish_reason=finish_reason,
             faults=tuple(faults),
         )
 
@@ -206,10 +226,30 @@ def _classify(litellm: Any, exc: Exception, model: str) -> float | None:
 
 
 def _retry_after(exc: Exception) -> float | None:
+    """The server's Retry-After (seconds or an HTTP date), capped at a minute; None when absent.
+
+    litellm keeps the provider's headers in `litellm_response_headers`; its `response` is often
+    a stand-in with no headers.
+    """
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    try:
-        value = headers.get("retry-after")
-        return min(60.0, max(0.0, float(value))) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    for headers in (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None), getattr(response, "headers", None)):
+        if not headers:
+            continue
+        try:
+            if headers.get("retry-after-ms") is not None:
+                return min(60.0, max(0.0, float(headers["retry-after-ms"]) / 1000))
+            value = headers.get("retry-after")
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if value is None:
+            continue
+        try:
+            return min(60.0, max(0.0, float(value)))
+        except (TypeError, ValueError):
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(str(value))
+            return min(60.0, max(0.0, when.timestamp() - time.time()))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return None

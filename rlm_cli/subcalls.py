@@ -21,6 +21,7 @@ from rlm_cli.worker.protocol import LlmRequest
 # A sub-RLM: (question, context text, depth) -> answer.
 Recurse = Callable[[str, str, int], Awaitable[str]]
 CHARS_PER_TOKEN = 4  # a rough, deliberately generous estimate for the window pre-check
+TRUNCATED_NOTE = "\n[rlm: this answer was cut off at the sub-model's output limit; ask for less, or split the question]"
 
 
 class SubcallRunner:
@@ -81,6 +82,8 @@ class SubcallRunner:
                         future.exception()  # mark it retrieved: waiters re-raise it themselves
                     raise
                 text = completion.text
+                if completion.finish_reason == "length":
+                    text += TRUNCATED_NOTE
                 future.set_result(text)
         except (ModelError, LimitError) as exc:
             self._emit(call_id, cell_id, depth, client.model, prompt, "", completion, started, cached, str(exc))
@@ -97,7 +100,7 @@ class SubcallRunner:
             )
         async with self._semaphore:
             completion = await client.complete([{"role": "user", "content": prompt}])
-        self._budget.charge(Usage(completion.input_tokens, completion.output_tokens, completion.cost_usd))
+        self._budget.charge(completion.usage)
         return completion
 
     def _window(self, client: ModelClient) -> int | None:
@@ -126,7 +129,7 @@ class SubcallRunner:
         cached: bool,
         error: str | None,
     ) -> None:
-        usage = Usage(completion.input_tokens, completion.output_tokens, completion.cost_usd) if completion else Usage()
+        usage = completion.usage if completion else Usage()
         faults = completion.faults if completion else ()
         self._sink.emit(
             Subcall(

@@ -143,7 +143,7 @@ def test_named_fifo_is_read_like_stdin(tmp_path: Path) -> None:
         with open(fifo, "wb") as handle:
             handle.write(b"piped text\n")
 
-    writer = threading.Thread(target=feed)
+    writer = threading.Thread(target=feed, daemon=True)  # a failure must not hang the test run
     writer.start()
     loaded = load_sources([str(fifo)])
     writer.join()

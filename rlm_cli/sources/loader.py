@@ -16,6 +16,7 @@ import errno
 import os
 import stat
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -183,14 +184,59 @@ def _read_named_file(path: Path, source: str, info: os.stat_result, options: Loa
         )
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
         raise InputError(f"{source} is not a regular file ({_kind(mode)})")
+    if stat.S_ISREG(mode):
+        _refuse_beyond_memory(source, info.st_size)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        if stat.S_ISFIFO(mode):
+            data = _read_fifo(path, source)
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(BINARY_SNIFF_BYTES)  # a binary file is refused before it is read whole
+                if b"\0" in head:
+                    raise InputError(f"{source} is a binary file")
+                data = head + handle.read()
     except OSError as exc:
         raise _named_source_error(source, exc) from exc
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         raise InputError(f"{source} is a binary file")
     return _decode(data)
+
+
+FIFO_WRITER_WAIT_S = 3.0
+
+
+def _read_fifo(path: Path, source: str) -> bytes:
+    """A pipe such as `<(command)` is read to its end; a named FIFO nobody opens for writing
+    within a few seconds is an error, not a wait forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    deadline = time.monotonic() + FIFO_WRITER_WAIT_S
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        while True:
+            try:
+                first = os.read(fd, 65536)
+            except BlockingIOError:  # a writer is there and has not written yet
+                first = None
+            if first != b"":
+                break
+            if time.monotonic() > deadline:  # b"": no writer yet (or one that wrote nothing)
+                raise InputError(f"{source} is a FIFO with nothing to read (no writer, or it wrote nothing)")
+            time.sleep(0.05)
+        os.set_blocking(fd, True)
+        return (first or b"") + handle.readall()
+
+
+def _refuse_beyond_memory(source: str, size: int) -> None:
+    """Refuse, with a message, a file the host could not hold a few times over in memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return
+    if size * 3 > available:
+        raise InputError(
+            f"{source} is {_size(size)}; loading it takes about {_size(size * 3)} of memory and only"
+            f" {_size(available)} is available (ask about a part of it, e.g. split it or pipe a slice through stdin)"
+        )
 
 
 def _decode(data: bytes) -> str:
