@@ -196,6 +196,51 @@ class Context(str):
         newline = self.rfind("\n", start, limit)
         return newline + 1 if newline != -1 else limit
 
+    # -- the code graph (DESIGN.md): answered by a CodeIndex the worker attaches -------------
+
+    _code: Any = None
+
+    def attach_code_index(self, index: Any) -> None:
+        """Give the context its code graph (an `rlm_cli.codegraph.CodeIndex` over `files`)."""
+        self._code = index
+
+    def _code_index(self) -> Any:
+        if self._code is None:
+            raise LookupError(
+                "no code graph: this context holds no source files in a language rlm parses;"
+                " use context.grep(...) and context.chunks(...)"
+            )
+        return self._code
+
+    def symbols(self, name: str | None = None, kind: str | None = None, path: str | None = None) -> list[Any]:
+        """Definitions: .name .qualname .kind .path .line .start_line .end_line .language .signature."""
+        return self._code_index().symbols(name=name, kind=kind, path=path)
+
+    def source(self, symbol_or_qualname: Any) -> str:
+        """The source text of a symbol (or of the one symbol a qualname names)."""
+        return self._code_index().source(symbol_or_qualname)
+
+    def callers(self, name: str) -> list[Any]:
+        """The innermost function or method around every call of `name`, each once."""
+        return self._code_index().callers(name)
+
+    def references(self, name: str) -> list[Any]:
+        """Every place the identifier `name` is used in code: .path .line .column .text."""
+        return self._code_index().references(name)
+
+    def imports(self, path: str | None = None) -> list[Any]:
+        """Import statements: .path .line .text .module .resolved (a file here, or None)."""
+        return self._code_index().imports(path)
+
+    def outline(self, path: str | None = None) -> str:
+        """A compact tree of files and their symbols."""
+        return self._code_index().outline(path)
+
+    @property
+    def graph(self) -> Any:
+        """The code graph as a networkx.MultiDiGraph (files, symbols; defines/contains/imports/calls)."""
+        return self._code_index().graph
+
     def describe(self) -> dict[str, Any]:
         """Size and shape for the root prompt; never any of the input's text."""
         sizes = [(path, len(self._text(i))) for i, path in enumerate(self._paths)]

@@ -1,0 +1,73 @@
+"""`rlm inspect`: what the context would hold, with no model call.
+
+Loads the sources exactly as `rlm ask` does, builds the code graph (parallel, cached) and
+summarises: files kept and skipped (and why), size and a token estimate, repository, languages
+and symbols by kind. The CLI prints `as_text()` or `as_json()`; `outline()` is the graph's tree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rlm_cli.codegraph import CodeIndex, build_code_index
+from rlm_cli.sources.loader import LoadedSources, LoadOptions, load_sources
+
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class Inspection:
+    loaded: LoadedSources
+    index: CodeIndex
+
+    @property
+    def chars(self) -> int:
+        return sum(len(text) for text in self.loaded.files.values())
+
+    def as_json(self) -> dict[str, Any]:
+        code = self.index.summary()
+        return {
+            "sources": list(self.loaded.sources),
+            "files": len(self.loaded.files),
+            "skipped": [asdict(s) for s in self.loaded.skipped],
+            "chars": self.chars,
+            "tokens_estimate": self.chars // CHARS_PER_TOKEN,
+            "repository": asdict(self.loaded.repository) if self.loaded.repository else None,
+            "languages": code["languages"],
+            "symbols_by_kind": code["symbols_by_kind"],
+            "code": {k: v for k, v in code.items() if k not in ("languages", "symbols_by_kind")},
+        }
+
+    def as_text(self) -> str:
+        data = self.as_json()
+        code = data["code"]
+        lines = [f"sources: {', '.join(data['sources'])}"]
+        repo = data["repository"]
+        if repo:
+            commit = (repo["commit"] or "no commits")[:12]
+            lines.append(f"repository: {repo['name']} at {commit}" + (f" ({repo['remote_url']})" if repo["remote_url"] else ""))
+        lines.append(f"files: {data['files']:,} loaded, {len(data['skipped']):,} skipped")
+        reasons = Counter(s.reason for s in self.loaded.skipped)
+        for reason, count in reasons.most_common():
+            examples = [s.path for s in self.loaded.skipped if s.reason == reason][:3]
+            lines.append(f"  skipped {count:,} ({reason}): {', '.join(examples)}{', ...' if count > 3 else ''}")
+        lines.append(f"size: {data['chars']:,} characters (~{data['tokens_estimate']:,} tokens)")
+        languages = ", ".join(f"{lang} {n:,}" for lang, n in data["languages"].items())
+        lines.append(f"languages: {languages or 'none parsed'}")
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in data["symbols_by_kind"].items())
+        lines.append(f"symbols: {kinds or 'none'}")
+        if code["text_only"]:
+            lines.append("text only: " + ", ".join(f"{n:,} {why}" for why, n in code["text_only"].items()))
+        if code["parsed_with_errors"]:
+            lines.append(f"parsed with errors: {code['parsed_with_errors']:,} files")
+        cache = code["cache"]
+        lines.append(f"code graph: {code['index_time_s']:.2f} s, {cache['hits']:,} files from cache, {cache['parsed']:,} parsed")
+        return "\n".join(lines)
+
+
+def inspect_sources(sources: tuple[str, ...], options: LoadOptions, cache_dir: Path) -> Inspection:
+    loaded = load_sources(sources, options)
+    return Inspection(loaded, build_code_index(loaded.files, cache_dir=cache_dir))
