@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from rlm_cli.config import cache_dir, parse_size, resolve_models
 from rlm_cli.engine import Run, RunConfig, RunResult, warm_up
 from rlm_cli.errors import Interrupted, RlmError, UsageError
 from rlm_cli.events import Fanout, Notice, Sink
-from rlm_cli.model_client import ModelSettings
+from rlm_cli.local.serve import ModelServers
 from rlm_cli.sources.loader import LoadedSources, LoadOptions, Skipped, load_sources
 from rlm_cli.trace.console import console_trace
 from rlm_cli.trace.trajectory import TrajectoryWriter
@@ -89,6 +89,7 @@ def run_ask(request: AskRequest, *, quiet: bool) -> AskOutcome:
     writer: TrajectoryWriter | None = None
     trace = None
     models = None
+    servers: ModelServers | None = None
     try:
         question = _check_question(request.question)
         models = resolve_models(request.model, request.sub_model, request.api_base, request.sub_api_base)
@@ -106,8 +107,9 @@ def run_ask(request: AskRequest, *, quiet: bool) -> AskOutcome:
         trace = None if quiet else console_trace()
         sink = Fanout(*(s for s in (trace, writer) if s is not None))
         _report_skipped(loaded, sink)
-        root = ModelSettings(models.model, api_base=models.api_base)
-        sub = ModelSettings(models.sub_model, api_base=models.sub_api_base)
+        servers = ModelServers(lambda message: sink.emit(Notice(message)))
+        root = servers.settings(models.model, models.api_base, root=True)
+        sub = servers.settings(models.sub_model, models.sub_api_base, root=False)
         limits = Limits(
             max_iterations=request.max_iterations,
             max_depth=request.max_depth,
@@ -117,7 +119,16 @@ def run_ask(request: AskRequest, *, quiet: bool) -> AskOutcome:
             cell_timeout=request.cell_timeout,
             concurrency=request.concurrency,
         )
-        config = RunConfig(question=question, root=root, sub=sub, limits=limits, sources=loaded.sources)
+        config = RunConfig(
+            question=question,
+            root=root,
+            sub=sub,
+            limits=limits,
+            sources=loaded.sources,
+            profile=os.environ.get("RLM_PROMPT_PROFILE") or None,
+            code_cache_dir=cache_dir() / "codegraph",
+            repository=asdict(loaded.repository) if loaded.repository else None,
+        )
         try:
             result = asyncio.run(Run(config, sink).answer(loaded.files))
         except KeyboardInterrupt:
@@ -130,6 +141,8 @@ def run_ask(request: AskRequest, *, quiet: bool) -> AskOutcome:
             model=models.model if models else None, sub_model=models.sub_model if models else None,
         )
     finally:
+        if servers is not None:
+            servers.close()
         if trace is not None:
             trace.close()
         if writer is not None:

@@ -6,12 +6,11 @@ code here, in `_guard`; stdout carries the answer (or the `--json` object) and n
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+# Options shared by `ask` and `inspect`: how sources are loaded.
+Add = Annotated[list[str] | None, typer.Option("--add", help="Another source in the same context (repeatable).")]
+Include = Annotated[list[str] | None, typer.Option("--include", help="Only files matching this glob (repeatable).")]
+Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Drop files matching this glob (repeatable).")]
+NoGitignore = Annotated[bool, typer.Option("--no-gitignore", help="Load files that .gitignore excludes.")]
+MaxFileSize = Annotated[str, typer.Option("--max-file-size", help="Skip directory files larger than this (e.g. 5M).")]
+Source = Annotated[str, typer.Argument(help="A file, a directory, a git repository (path or URL), or '-' for stdin.")]
 
 
 def _version(value: bool) -> None:
@@ -63,6 +71,9 @@ def _guard() -> Iterator[None]:
         raise
     except RlmError as exc:
         _fail(str(exc), exc.exit_code)
+    except BrokenPipeError:  # `rlm ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except KeyboardInterrupt:
         sys.stderr.write("rlm: interrupted\n")
         raise typer.Exit(Interrupted.exit_code) from None
@@ -94,13 +105,13 @@ class _Output:
 
 @app.command(no_args_is_help=True)
 def ask(
-    source: Annotated[str, typer.Argument(help="A file, a directory, a git repository (path or URL), or '-' for stdin.")],
+    source: Source,
     question: Annotated[
         str | None, typer.Argument(help="The question; read from stdin when omitted and SOURCE is not '-'.")
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("-m", "--model", help="Root model (any litellm model string). Else RLM_MODEL, else the config file."),
+        typer.Option("-m", "--model", help="Root model: any litellm model string, or local / local:PATH.gguf."),
     ] = None,
     sub_model: Annotated[
         str | None, typer.Option("-s", "--sub-model", help="Model for sub-calls. Else RLM_SUB_MODEL, else the root model.")
@@ -109,11 +120,11 @@ def ask(
         str | None, typer.Option("--api-base", help="OpenAI-compatible server URL for root and sub-calls (env RLM_API_BASE).")
     ] = None,
     sub_api_base: Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")] = None,
-    add: Annotated[list[str] | None, typer.Option("--add", help="Another source in the same context (repeatable).")] = None,
-    include: Annotated[list[str] | None, typer.Option("--include", help="Only files matching this glob (repeatable).")] = None,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Drop files matching this glob (repeatable).")] = None,
-    no_gitignore: Annotated[bool, typer.Option("--no-gitignore", help="Load files that .gitignore excludes.")] = False,
-    max_file_size: Annotated[str, typer.Option("--max-file-size", help="Skip directory files larger than this (e.g. 5M).")] = "5M",
+    add: Add = None,
+    include: Include = None,
+    exclude: Exclude = None,
+    no_gitignore: NoGitignore = False,
+    max_file_size: MaxFileSize = "5M",
     max_iterations: Annotated[int, typer.Option("--max-iterations", min=1, help="Root model turns.")] = 30,
     max_depth: Annotated[int, typer.Option("--max-depth", min=1, help="Recursion depth; 1 = sub-calls are plain model calls.")] = 1,
     max_subcalls: Annotated[int | None, typer.Option("--max-subcalls", min=0, help="Sub-calls allowed in the whole run.")] = None,
@@ -128,9 +139,9 @@ def ask(
 ) -> None:
     """Answer QUESTION about SOURCE.
 
-    The model comes from --model, then RLM_MODEL, then `model` in the config file
-    (RLM_CONFIG or ~/.config/rlm/config.toml). Exit codes: 0 answer, 2 usage, 3 input,
-    4 model, 5 a limit ended the run, 130 interrupted.
+    The model comes from --model, then RLM_MODEL, then `model` in the config file (RLM_CONFIG, or config.toml in the user config directory), then the bundled local model if the `local` extra is installed. `--model local:/path/model.gguf` serves any GGUF.
+
+    Exit codes: 0 answer, 2 usage, 3 input, 4 model, 5 a limit ended the run, 130 interrupted.
     """
     from rlm_cli.app import AskRequest, run_ask
 
@@ -171,6 +182,33 @@ def ask(
         elif outcome.answer is not None:
             out.write(outcome.answer if outcome.answer.endswith("\n") else outcome.answer + "\n")
         raise typer.Exit(outcome.exit_code)
+
+
+@app.command(no_args_is_help=True)
+def inspect(
+    source: Source,
+    add: Add = None,
+    include: Include = None,
+    exclude: Exclude = None,
+    no_gitignore: NoGitignore = False,
+    max_file_size: MaxFileSize = "5M",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    outline: Annotated[bool, typer.Option("--outline", help="Print the outline of files and symbols.")] = False,
+) -> None:
+    """What the context would hold: files, skipped files and why, size, languages, symbols. No model call."""
+    from rlm_cli.config import cache_dir, parse_size
+    from rlm_cli.inspection import inspect_sources
+    from rlm_cli.sources.loader import LoadOptions
+
+    with _guard():
+        options = LoadOptions(tuple(include or ()), tuple(exclude or ()), not no_gitignore, parse_size(max_file_size))
+        result = inspect_sources((source, *(add or ())), options, cache_dir() / "codegraph")
+        if as_json:
+            print(json.dumps(result.as_json(), ensure_ascii=False))
+        elif outline:
+            print(result.index.outline())
+        else:
+            print(result.as_text())
 
 
 def main(argv: list[str] | None = None) -> Any:

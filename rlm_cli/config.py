@@ -1,7 +1,8 @@
 """Where settings come from: options, then environment, then the config file.
 
 Model resolution order (README and `rlm ask --help` say the same): `--model`, then `RLM_MODEL`,
-then `model` in the config file (`$RLM_CONFIG`, or `config.toml` in the user config directory).
+then `model` in the config file (`$RLM_CONFIG`, or `config.toml` in the user config directory),
+then the bundled local model when the `local` extra is installed (unless `RLM_LOCAL_DEFAULT=0`).
 With none of them, a run cannot start: exit 4 with every way to configure one.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def config_path(environ: Mapping[str, str] = os.environ) -> Path:
 def cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """The root of everything rlm caches; `RLM_CACHE_DIR` moves it (tests, CI, read-only homes)."""
     override = environ.get("RLM_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("rlm"))
+    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("rlm"))
 
 
 def read_config_file(path: Path) -> dict[str, str]:
@@ -57,14 +58,21 @@ class ModelChoice:
     source: str  # where the root model came from, for the trace
 
 
+def _local_extra_installed() -> bool:
+    from rlm_cli.local.weights import is_available
+
+    return is_available()
+
+
 def resolve_models(
     model: str | None,
     sub_model: str | None,
     api_base: str | None,
     sub_api_base: str | None,
     environ: Mapping[str, str] = os.environ,
+    local_available: Callable[[], bool] = _local_extra_installed,
 ) -> ModelChoice:
-    """Apply option > environment > config file, for each setting on its own."""
+    """Apply option > environment > config file > local extra, for each setting on its own."""
     path = config_path(environ)
     file = read_config_file(path)
 
@@ -78,11 +86,14 @@ def resolve_models(
         return None, ""
 
     root, source = pick(model, "RLM_MODEL", "model")
+    if not root and environ.get("RLM_LOCAL_DEFAULT", "1") != "0" and local_available():
+        root, source = "local", "the local extra (default)"
     if not root:
         raise ModelError(
             "no model configured. Pass --model (e.g. --model gpt-4o-mini with OPENAI_API_KEY set, or any "
             "litellm model string), set RLM_MODEL, or put model = \"...\" in "
-            f"{path}; for any OpenAI-compatible server add --api-base URL (or RLM_API_BASE)"
+            f"{path}; for any OpenAI-compatible server add --api-base URL (or RLM_API_BASE); "
+            'for a model that runs here with no key: pip install "rlm-cli[local]"'
         )
     base = pick(api_base, "RLM_API_BASE", "api_base")[0]
     sub = pick(sub_model, "RLM_SUB_MODEL", "sub_model")[0] or root

@@ -8,8 +8,8 @@ Everything it does is reported to the sink it is given; it returns a `RunResult`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import marshal
+import pickle
 import shutil
 import tempfile
 import threading
@@ -17,14 +17,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from rlm_cli import __version__
 from rlm_cli.budget import Budget, Limits
+from rlm_cli.codegraph import build_code_index
 from rlm_cli.errors import LimitError, ModelError, RlmError
 from rlm_cli.events import Final, Notice, RunEnd, RunStart, Sink, Usage
-from rlm_cli.loop.prompts import FRONTIER
+from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
-from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings, import_litellm
+from rlm_cli.model_client import (
+    LiteLLMClient,
+    ModelClient,
+    ModelSettings,
+    import_litellm,
+)
 from rlm_cli.subcalls import CHARS_PER_TOKEN, SubcallRunner
 from rlm_cli.worker.process import WorkerProcess
 
@@ -38,6 +45,9 @@ class RunConfig:
     sub: ModelSettings
     limits: Limits = Limits()
     sources: tuple[str, ...] = ()
+    profile: str | None = None  # a prompt profile by name; None picks one by model
+    code_cache_dir: Path | None = None  # the parse cache of the code graph
+    repository: dict[str, str | None] | None = None  # name, commit, remote_url of a git source
 
 
 @dataclass(frozen=True)
@@ -130,9 +140,16 @@ class Run:
         context_file = scratch / "context.marshal"
         with open(context_file, "wb") as f:
             marshal.dump(list(files.items()), f)
-        worker = WorkerProcess(context_file, scratch)
+        code = await asyncio.to_thread(self._index_code, files, scratch) if depth == 0 else None
+        worker = WorkerProcess(context_file, scratch, code_index_file=code[0] if code else None)
         try:
             describe = await worker.start()
+            if code:
+                describe["code"] = code[1]
+            if depth == 0 and self.config.repository:
+                describe["repository"] = self.config.repository
+            for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
+                self.sink.emit(Notice(warning, level="warning"))
             root = self.config.root if depth == 0 else self.config.sub
             if depth == 0:
                 self.sink.emit(
@@ -152,7 +169,7 @@ class Run:
                 self.runner,
                 self.budget,
                 self.sink,
-                FRONTIER,
+                profile_for(root.model, self.config.profile),
                 sub_chars=self._sub_chars(),
                 depth=depth,
             )
@@ -161,6 +178,22 @@ class Run:
             await worker.close()
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _index_code(self, files: Mapping[str, str], scratch: Path) -> tuple[Path, dict[str, Any]] | None:
+        """Parse the code (all cores, cached) and leave it where the worker will load it.
+
+        Returns the file and the summary the prompt states, or None when nothing is code.
+        """
+        index = build_code_index(files, cache_dir=self.config.code_cache_dir)
+        summary = index.summary()
+        if not summary["parsed_files"]:
+            return None
+        path = scratch / "codegraph.pickle"
+        with open(path, "wb") as f:
+            pickle.dump({"entries": index.entries, "stats": index.stats}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        keep = ("parsed_files", "languages", "symbols", "symbols_by_kind", "text_only", "index_time_s")
+        self.sink.emit(Notice(_code_notice(summary)))
+        return path, {k: summary[k] for k in keep}
+
     async def _sub_rlm(self, question: str, context: str, depth: int) -> str:
         """A recursive sub-RLM: its own worker over `context`, driven by the sub-model."""
         self.sink.emit(Notice(f"sub-RLM at depth {depth} over {len(context):,} characters"))
@@ -168,3 +201,12 @@ class Run:
         if result.answer is None:
             raise ModelError(f"the sub-RLM at depth {depth} ended without an answer ({result.reason})")
         return result.answer
+
+
+def _code_notice(summary: dict[str, Any]) -> str:
+    languages = ", ".join(f"{lang} {n}" for lang, n in summary["languages"].items())
+    cache = summary["cache"]
+    return (
+        f"code graph: {summary['parsed_files']:,} files ({languages}), {summary['symbols']:,} symbols"
+        f" in {summary['index_time_s']:.2f} s ({cache['hits']:,} from cache)"
+    )

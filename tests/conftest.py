@@ -9,10 +9,10 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-
 from scripted_server import scripted_server_fixture
 
 # A factory: ``server = scripted_server(root_replies, sub_answer=..., latency=...)`` starts a
@@ -26,8 +26,16 @@ def _user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("RLM_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("RLM_CONFIG", str(home / "config.toml"))
+    monkeypatch.setenv("RLM_LOCAL_DEFAULT", "0")  # only real-model tests may start the local model
     for name in ("RLM_MODEL", "RLM_SUB_MODEL", "RLM_API_BASE", "RLM_SUB_API_BASE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache directory kept across tests (and runs, in pytest's cache), for the 1.1 GB model."""
+    cache = getattr(request.config, "cache", None)
+    return cache.mkdir("rlm-cache") if cache is not None else tmp_path_factory.mktemp("rlm-cache")
 
 
 @dataclass

@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import Ran, run_rlm
-from scripted_server import Fault, ScriptedServer, last_user_text
+from conftest import run_rlm
+from scripted_server import Fault, last_user_text
+
+from rlm_cli.worker.sandbox import descendants
 
 
 def repl(code: str) -> str:
@@ -308,7 +310,7 @@ def test_ctrl_c_stops_the_run_keeps_the_trajectory_and_leaves_no_worker(scripted
     while time.monotonic() < deadline and not server.root_requests():
         time.sleep(0.1)
     time.sleep(1.5)  # the cell is sleeping in the worker now
-    workers = _worker_pids()
+    workers = descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
     stdout, stderr = proc.communicate(timeout=30)
@@ -319,20 +321,7 @@ def test_ctrl_c_stops_the_run_keeps_the_trajectory_and_leaves_no_worker(scripted
     assert stderr.decode().strip().splitlines()[-1] == "rlm: interrupted"
     types = [json.loads(line)["type"] for line in trace.read_text().splitlines()]
     assert "run_start" in types and types[-1] == "run_end"
-    assert workers and not (workers & _worker_pids())
-
-
-def _worker_pids() -> set[int]:
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"rlm_cli.worker" in cmdline:
-                pids.add(int(entry.name))
-    return pids
+    assert workers and not any(Path(f"/proc/{pid}").exists() for pid in workers)
 
 
 def test_version_and_help_do_not_import_litellm() -> None:
@@ -366,3 +355,19 @@ def test_rlm_query_starts_a_sub_rlm_when_depth_allows(scripted_server, tmp_path:
     assert deep.json()["answer"] == "1234 chars seen by the sub-RLM / plain answer"
     assert shallow.code == 0, shallow.stderr
     assert shallow.json()["answer"] == "plain answer / plain answer"  # at the depth limit, an llm_query
+
+
+def test_a_model_that_repeats_itself_is_asked_for_its_answer(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("the code is 31\n")
+
+    def answer(messages: list[dict]) -> str:
+        assert "You keep running code you already ran" in last_user_text(messages)
+        return repl("FINAL('31')")
+
+    same = repl("print(context.grep('code'))")
+    server = scripted_server([same, same, same, answer])
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--json")
+
+    assert ran.code == 0, ran.stderr
+    assert ran.json()["answer"] == "31"
+    assert "you already ran exactly this code" in last_user_text(server.root_requests()[2].messages)

@@ -24,7 +24,6 @@ from litellm.exceptions import (  # noqa: E402
     ServiceUnavailableError,
     Timeout,
 )
-
 from scripted_server import Fault, Messages, ScriptedServer  # noqa: E402
 
 litellm.suppress_debug_info = True  # litellm prints "Give Feedback" banners on errors otherwise

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rlm_cli.errors import UsageError
+
 SYSTEM = """\
 You answer a question about an input that is far too large to read at once. The input is loaded \
 in a Python REPL (IPython) as the variable `context`; you see it only through code you run.
@@ -35,7 +37,7 @@ but the sub-model gets its own REPL over `context` (a sub-RLM) while depth allow
 - `SHOW_VARS()`: the variables you have defined, with types and sizes.
 - `FINAL(answer)`: end the run with str(answer). `FINAL_VAR("name")`: end it with the value of \
 the variable `name`, of any size.
-
+{code}
 Rules:
 - Look first: peek at the shape of the data (e.g. print(context[:1500]), counts, a grep) before \
 processing all of it.
@@ -60,6 +62,27 @@ OUTPUT_TURN = """\
 {outputs}
 
 [{budget}] Continue: write the next ```repl block, or call FINAL(...) in code if you have the answer."""
+
+# Small models forget the question and copy the first example forever unless each turn says
+# what to do next.
+SMALL_FIRST_TURN = """\
+Question: {question}
+
+[{budget}] Write one ```repl block that searches `context` for what the question asks."""
+
+SMALL_OUTPUT_TURN = """\
+Your code printed:
+{outputs}
+
+Question: {question}
+[{budget}] Write the next ```repl block. Do not repeat code you already ran. If the output \
+above shows the answer, call FINAL(answer) now."""
+
+REPEATED = "[you already ran exactly this code before; its result is the same. Do something different.]"
+
+STALLED_TURN = """\
+You keep running code you already ran, so the REPL has shown you all it will. Reply now with one \
+```repl block that calls FINAL(...) with your best answer from the outputs above."""
 
 NO_CODE_TURN = """\
 Your reply had no ```repl code block, so nothing ran and the run goes on. Write Python in a \
@@ -87,6 +110,82 @@ FAMILY_GUIDANCE: tuple[tuple[str, str], ...] = (
 )
 
 
+# Small models (a few billion parameters) need a tighter prompt: one block per reply, worked
+# examples of each move, and blunt rules. Without the examples a 1.5B coder writes FINAL as a
+# comment or greps for the words of the question instead of the fact.
+SMALL_SYSTEM = """\
+You answer a question about a long text. The text is in the Python variable `context` (a str). \
+You cannot read it directly: you write Python code, it runs, and you see what it prints.
+
+Reply with exactly one ```repl block of Python code and nothing else.
+
+You can use:
+- context: the text (a str). context.grep(pattern) returns the matching lines; each has .line \
+(its number) and .text.
+- context.chunks(max_chars={chunk_chars}): the text cut into pieces.
+- llm_query(prompt): ask a helper model about a piece of text of at most {sub_chars} characters.
+- llm_query_batched(prompts): many llm_query calls at once; returns a list of answers.
+- FINAL(answer): give your final answer. This ends the work.
+{code}
+Rules:
+- Never assign to `context`. Use other variable names.
+- Never print the whole context. Print a few lines at most.
+- Search first: use context.grep with a regular expression for words that would be next to \
+the answer in the text.
+- Call FINAL(answer) as real code when you have the answer, never in a comment.
+{guidance}
+Example: find lines about a password.
+```repl
+hits = context.grep(r"(?i)password")
+for h in hits[:5]:
+    print(h.line, h.text)
+```
+
+Example: finish with the value found.
+```repl
+import re
+m = re.search(r"(?i)port number is (\\d+)", context)
+print(m.group(0) if m else "not found")
+FINAL(m.group(1) if m else "not found")
+```
+
+Example: ask the helper model about each piece.
+```repl
+pieces = context.chunks(max_chars={chunk_chars})
+answers = llm_query_batched(["Who won the match? Answer in a few words, or say none.\\n\\n" + p for p in pieces])
+print(answers)
+```
+
+Example: look at the start of the text.
+```repl
+print(len(context))
+print(context[:300])
+```
+
+The context:
+{description}
+"""
+
+
+CODE_TOOLS = """
+The context holds source code, parsed into a code graph you can query:
+- `context.symbols(name=None, kind=None, path=None)`: definitions with .name, .qualname, .kind, \
+.path, .line, .start_line, .end_line; e.g. `context.symbols(kind="class", path="src/")`.
+- `context.source(symbol_or_qualname)`: a definition's text; e.g. `print(context.source("Client.send"))`.
+- `context.callers(name)`: the functions that call `name`; e.g. `[s.qualname for s in context.callers("save")]`.
+- `context.references(name)`: every use of an identifier; e.g. `context.references("Config")[:20]`.
+- `context.imports(path=None)`: import statements with .module and .resolved; e.g. `context.imports("app/main.py")`.
+- `context.outline(path=None)`: files and their symbols as a tree; e.g. `print(context.outline("src/")[:3000])`.
+- `context.graph`: the networkx MultiDiGraph behind them (files and symbols; defines, contains, \
+imports, calls edges), for walks the methods above do not cover.
+"""
+
+SMALL_CODE_TOOLS = """- context.symbols(name): the definitions called `name`; each has .qualname, .path, .line.
+- context.source(qualname): the text of one definition, e.g. context.source("Client.send").
+- context.callers(name): the functions that call `name`.
+"""
+
+
 @dataclass(frozen=True)
 class PromptProfile:
     """What differs between kinds of root model."""
@@ -94,9 +193,46 @@ class PromptProfile:
     name: str
     system: str
     max_output_chars: int  # cell output shown to the model per cell
+    full_turns: int | None = None  # older cell outputs are shortened beyond this many turns
+    max_chunk_chars: int = 100_000  # the chunk size the prompt suggests, at most
+    first_turn: str = FIRST_TURN
+    output_turn: str = OUTPUT_TURN
+    code_tools: str = CODE_TOOLS
 
 
 FRONTIER = PromptProfile(name="frontier", system=SYSTEM, max_output_chars=10_000)
+# On a CPU a small model reads ~150 tokens/s: 8,000-character chunks keep a sub-call near 15 s.
+SMALL = PromptProfile(
+    name="small",
+    system=SMALL_SYSTEM,
+    max_output_chars=2_000,
+    full_turns=2,
+    max_chunk_chars=8_000,
+    first_turn=SMALL_FIRST_TURN,
+    output_turn=SMALL_OUTPUT_TURN,
+    code_tools=SMALL_CODE_TOOLS,
+)
+
+# Parameter counts in model names: "qwen2.5-coder-1.5b", "llama-3.2-3b-instruct", "phi3:3.8b".
+_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+SMALL_MAX_BILLIONS = 8.0
+
+
+PROFILES = {p.name: p for p in (FRONTIER, SMALL)}
+
+
+def profile_for(model: str, override: str | None = None) -> PromptProfile:
+    """The small-model prompt for the local model and any model named with <= 8B parameters,
+    unless `override` names a profile."""
+    if override:
+        try:
+            return PROFILES[override]
+        except KeyError:
+            raise UsageError(f"unknown prompt profile {override!r}; known: {', '.join(PROFILES)}") from None
+    if model == "local" or model.startswith("local:"):
+        return SMALL
+    sizes = [float(n) for n in _SIZE.findall(model.rsplit("/", 1)[-1])]
+    return SMALL if sizes and max(sizes) <= SMALL_MAX_BILLIONS else FRONTIER
 
 
 def guidance_for(model: str) -> str:
@@ -122,12 +258,24 @@ def describe_context(describe: dict[str, Any]) -> str:
             lines.append("- by extension: " + ", ".join(f"{ext or '(none)'} {n}" for ext, n in top))
     elif paths:
         lines.append(f"- one file: {paths[0]}")
+    repository = describe.get("repository")
+    if repository:
+        commit = (repository.get("commit") or "")[:12]
+        remote = f" from {repository['remote_url']}" if repository.get("remote_url") else ""
+        lines.append(f"- git repository {repository.get('name')}{remote}" + (f" at commit {commit}" if commit else ""))
+    code = describe.get("code")
+    if code:
+        languages = ", ".join(f"{lang} {n}" for lang, n in code["languages"].items())
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in code["symbols_by_kind"].items())
+        lines.append(f"- code: {code['parsed_files']:,} files parsed ({languages}); symbols: {kinds or 'none'}")
     return "\n".join(lines)
 
 
 def system_prompt(profile: PromptProfile, model: str, describe: dict[str, Any], sub_chars: int) -> str:
     return profile.system.format(
+        code=profile.code_tools if describe.get("code") else "",
         guidance=guidance_for(model),
         description=describe_context(describe),
         sub_chars=f"{sub_chars:,}",
+        chunk_chars=f"{min(profile.max_chunk_chars, max(1000, sub_chars * 3 // 4 // 1000 * 1000))}",
     )

@@ -10,13 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlm_cli.budget import Budget
-from rlm_cli.events import Cell, CellStart, RootResponse, Sink, Usage
+from rlm_cli.events import Cell, CellStart, RootResponse, Sink
 from rlm_cli.loop.parsing import code_blocks, prose
-from rlm_cli.loop.prompts import FIRST_TURN, LAST_TURN, NO_CODE_TURN, OUTPUT_TURN, PromptProfile, system_prompt
+from rlm_cli.loop.prompts import LAST_TURN, NO_CODE_TURN, REPEATED, STALLED_TURN, PromptProfile, system_prompt
 from rlm_cli.model_client import ModelClient
 from rlm_cli.subcalls import SubcallRunner
 from rlm_cli.worker.process import CellOutcome, WorkerProcess
 from rlm_cli.worker.protocol import LlmRequest
+
+# Said before the next turn when a root reply hit the output limit (finish_reason "length").
+TRUNCATED_TURN = (
+    "[Your previous reply was cut off at the output limit; a code block it left unfinished did not"
+    " run. Write shorter replies: one short ```repl block at a time.]\n\n"
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,28 @@ class LoopResult:
     status: str  # ok | limit
     iterations: int
     reason: str | None = None  # why a limit ended it
+
+
+OLD_OUTPUT_CHARS = 400
+MAX_REPEATS = 2  # cells re-run verbatim before the model is asked for its answer
+
+
+def compacted(messages: list[dict[str, str]], full_turns: int | None) -> list[dict[str, str]]:
+    """The conversation with cell outputs older than the last `full_turns` shortened.
+
+    Small models have small windows; the variables in the REPL still hold everything, so an old
+    output can be printed again if it matters.
+    """
+    if full_turns is None:
+        return messages
+    outputs = [i for i, m in enumerate(messages) if m["role"] == "user"][1:]  # not the question
+    old = set(outputs[: max(0, len(outputs) - full_turns)])
+    return [
+        {**m, "content": m["content"][:OLD_OUTPUT_CHARS] + "\n[older output shortened]"}
+        if i in old and len(m["content"]) > OLD_OUTPUT_CHARS
+        else m
+        for i, m in enumerate(messages)
+    ]
 
 
 class RootLoop:
@@ -55,43 +83,60 @@ class RootLoop:
         system = system_prompt(self._profile, self._client.model, self._worker.describe, self._sub_chars)
         messages = [
             {"role": "system", "content": system},
-            {"role": "user", "content": FIRST_TURN.format(question=question, budget=self._budget.summary(1))},
+            {"role": "user", "content": self._profile.first_turn.format(question=question, budget=self._budget.summary(1))},
         ]
+        ran: set[str] = set()
+        repeats = 0
+        last_turn_after = limits.max_iterations  # the turn after this iteration is the last chance
+        reason = "iteration limit reached"
         for iteration in range(1, limits.max_iterations + 2):
-            last_chance = iteration > limits.max_iterations
-            reply = await self._ask(messages, iteration)
+            last_chance = iteration > last_turn_after
+            reply, truncated = await self._ask(messages, iteration)
             messages.append({"role": "assistant", "content": reply})
+            cut = TRUNCATED_TURN if truncated else ""
             blocks = code_blocks(reply)
             if not blocks:
                 if last_chance:
-                    return LoopResult(prose(reply) or None, "limit", iteration - 1, "iteration limit reached")
-                messages.append({"role": "user", "content": NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1))})
+                    return LoopResult(prose(reply) or None, "limit", iteration - 1, reason)
+                messages.append({"role": "user", "content": cut + NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1))})
                 continue
             shown: list[str] = []
-            for code in blocks:
-                outcome = await self._run_cell(code, iteration)
+            for number, code in enumerate(blocks, 1):
+                outcome, feedback = await self._run_cell(code, iteration)
                 if outcome.final is not None:
                     return LoopResult(outcome.final, "ok", iteration)
-                shown.append(self._feedback(outcome))
+                if code.strip() in ran:
+                    repeats += 1
+                    feedback = f"{feedback}\n{REPEATED}"
+                ran.add(code.strip())
+                shown.append(f"[block {number} of {len(blocks)}]\n{feedback}" if len(blocks) > 1 else feedback)
             self._budget.check_cost()
             if last_chance:
                 break
-            turn = OUTPUT_TURN.format(outputs="\n\n".join(shown), budget=self._budget.summary(iteration + 1))
-            if iteration == limits.max_iterations:
-                turn = "\n\n".join(shown) + "\n\n" + LAST_TURN
-            messages.append({"role": "user", "content": turn})
-        return LoopResult(None, "limit", limits.max_iterations, "iteration limit reached")
+            outputs = "\n\n".join(shown)
+            if repeats >= MAX_REPEATS and last_turn_after > iteration:
+                last_turn_after, reason = iteration, "stopped after the model repeated the same code"
+                turn = f"{outputs}\n\n{STALLED_TURN}"
+            elif iteration >= last_turn_after:
+                turn = f"{outputs}\n\n{LAST_TURN}"
+            else:
+                turn = self._profile.output_turn.format(
+                    outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
+                )
+            messages.append({"role": "user", "content": cut + turn})
+        return LoopResult(None, "limit", iteration - 1, reason)
 
-    async def _ask(self, messages: list[dict[str, str]], iteration: int) -> str:
+    async def _ask(self, messages: list[dict[str, str]], iteration: int) -> tuple[str, bool]:
+        """The root model's reply, and whether it was cut off at the output limit."""
         self._budget.check_cost()
-        completion = await self._client.complete(messages)
-        usage = Usage(completion.input_tokens, completion.output_tokens, completion.cost_usd)
+        completion = await self._client.complete(compacted(messages, self._profile.full_turns))
+        usage = completion.usage
         self._budget.charge(usage)
         self._budget.root_calls += 1
         self._sink.emit(RootResponse(iteration, completion.text, usage, completion.duration_s, completion.faults, self._depth))
-        return completion.text
+        return completion.text, completion.finish_reason == "length"
 
-    async def _run_cell(self, code: str, iteration: int) -> CellOutcome:
+    async def _run_cell(self, code: str, iteration: int) -> tuple[CellOutcome, str]:
         self._cell_id += 1
         cell_id = self._cell_id
         self._sink.emit(CellStart(cell_id, iteration, code, self._depth))
@@ -106,12 +151,13 @@ class RootLoop:
             max_output_chars=self._profile.max_output_chars,
             on_llm=on_llm,
         )
+        feedback = self._feedback(outcome)
         self._sink.emit(
             Cell(
                 cell_id=cell_id,
                 iteration=iteration,
                 code=code,
-                output=self._feedback(outcome),
+                output=feedback,
                 truncated=outcome.output_chars > len(outcome.output),
                 output_chars=outcome.output_chars,
                 duration_s=outcome.duration_s,
@@ -120,7 +166,7 @@ class RootLoop:
                 depth=self._depth,
             )
         )
-        return outcome
+        return outcome, feedback
 
     def _cell_timeout(self) -> float:
         remaining = self._budget.remaining_time()

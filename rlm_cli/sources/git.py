@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import platformdirs
-
+from rlm_cli.config import cache_dir
 from rlm_cli.errors import InputError
 
 __all__ = [
     "RepoInfo",
-    "cache_dir",
     "clone_or_update",
     "is_git_url",
     "is_ignored",
@@ -81,12 +79,6 @@ def redact_url(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def cache_dir() -> Path:
-    """The root of rlm's cache: `$RLM_CACHE_DIR` when set (tests, CI), else the platform's."""
-    override = os.environ.get("RLM_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("rlm"))
 
 
 def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[bytes] | None:
