@@ -56,7 +56,7 @@ The context:
 FIRST_TURN = """\
 Question: {question}
 
-[{budget}] Start by looking at the context with code; do not answer yet."""
+[{budget}] Start by looking at the context with code; do not answer yet.{code_hint}"""
 
 OUTPUT_TURN = """\
 {outputs}
@@ -68,7 +68,12 @@ OUTPUT_TURN = """\
 SMALL_FIRST_TURN = """\
 Question: {question}
 
-[{budget}] Write one ```repl block that searches `context` for what the question asks."""
+[{budget}] Write one ```repl block that searches `context` for what the question asks.{code_hint}"""
+
+SMALL_CODE_HINT = (
+    " The text is source code: for a question about functions, classes or calls, use"
+    " context.callers(name), context.symbols(name) or context.source(qualname), not grep."
+)
 
 SMALL_OUTPUT_TURN = """\
 Your code printed:
@@ -138,7 +143,7 @@ Example: find lines about a password.
 ```repl
 hits = context.grep(r"(?i)password")
 for h in hits[:5]:
-    print(h.line, h.text)
+    print(h.path, h.line, h.text)
 ```
 
 Example: finish with the value found.
@@ -180,9 +185,14 @@ The context holds source code, parsed into a code graph you can query:
 imports, calls edges), for walks the methods above do not cover.
 """
 
-SMALL_CODE_TOOLS = """- context.symbols(name): the definitions called `name`; each has .qualname, .path, .line.
-- context.source(qualname): the text of one definition, e.g. context.source("Client.send").
-- context.callers(name): the functions that call `name`.
+SMALL_CODE_TOOLS = """- The text is source code. context.symbols(name): the definitions called `name`; each has \
+.qualname, .path, .line. context.source(qualname): the text of one definition, e.g. \
+context.source("Client.send"). context.callers(name): the functions that call `name`. \
+Use these for questions about code, for example:
+```repl
+for s in context.callers("save"):
+    print(s.qualname, s.path, s.line)
+```
 """
 
 
@@ -198,6 +208,7 @@ class PromptProfile:
     first_turn: str = FIRST_TURN
     output_turn: str = OUTPUT_TURN
     code_tools: str = CODE_TOOLS
+    code_hint: str = ""  # added to the first turn when the context holds code
 
 
 FRONTIER = PromptProfile(name="frontier", system=SYSTEM, max_output_chars=10_000)
@@ -211,6 +222,7 @@ SMALL = PromptProfile(
     first_turn=SMALL_FIRST_TURN,
     output_turn=SMALL_OUTPUT_TURN,
     code_tools=SMALL_CODE_TOOLS,
+    code_hint=SMALL_CODE_HINT,
 )
 
 # Parameter counts in model names: "qwen2.5-coder-1.5b", "llama-3.2-3b-instruct", "phi3:3.8b".

@@ -83,7 +83,7 @@ class RootLoop:
         system = system_prompt(self._profile, self._client.model, self._worker.describe, self._sub_chars)
         messages = [
             {"role": "system", "content": system},
-            {"role": "user", "content": self._profile.first_turn.format(question=question, budget=self._budget.summary(1))},
+            {"role": "user", "content": self._first_turn(question)},
         ]
         ran: set[str] = set()
         repeats = 0
@@ -125,6 +125,10 @@ class RootLoop:
                 )
             messages.append({"role": "user", "content": cut + turn})
         return LoopResult(None, "limit", iteration - 1, reason)
+
+    def _first_turn(self, question: str) -> str:
+        hint = self._profile.code_hint if self._worker.describe.get("code") else ""
+        return self._profile.first_turn.format(question=question, budget=self._budget.summary(1), code_hint=hint)
 
     async def _ask(self, messages: list[dict[str, str]], iteration: int) -> tuple[str, bool]:
         """The root model's reply, and whether it was cut off at the output limit."""
