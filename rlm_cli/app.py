@@ -8,9 +8,13 @@ can end becomes an `AskOutcome` with its exit code.
 from __future__ import annotations
 
 import asyncio
+import codeop
+import functools
 import os
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +22,14 @@ from typing import Any
 from rlm_cli.budget import Limits
 from rlm_cli.config import cache_dir, parse_size, resolve_models
 from rlm_cli.engine import Run, RunConfig, RunResult, warm_up
-from rlm_cli.errors import Interrupted, RlmError, UsageError
-from rlm_cli.events import Fanout, Notice, Sink
+from rlm_cli.errors import Interrupted, ModelError, RlmError, UsageError
+from rlm_cli.events import Event, Fanout, Notice, Sink
 from rlm_cli.local.serve import ModelServers
+from rlm_cli.model_client import Completion, LiteLLMClient, ModelClient, ModelSettings
 from rlm_cli.sources.loader import LoadedSources, LoadOptions, Skipped, load_sources
 from rlm_cli.trace.console import console_trace
 from rlm_cli.trace.trajectory import TrajectoryWriter
+from rlm_cli.worker.process import CellOutcome
 
 KEEP_TRAJECTORIES = 50
 MAX_QUESTION_CHARS = 100_000
@@ -188,3 +194,137 @@ def _report_skipped(loaded: LoadedSources, sink: Sink) -> None:
         examples = ", ".join(s.path for s in items[:3]) + (", ..." if len(items) > 3 else "")
         sink.emit(Notice(f"skipped {len(items)} ({reason}): {examples}"))
     sink.emit(Notice(f"loaded {len(loaded.files):,} file(s), {sum(map(len, loaded.files.values())):,} characters"))
+
+
+# -- rlm repl ------------------------------------------------------------------------------------
+
+REPL_OUTPUT_CHARS = 200_000  # a person can scroll; the model's cap does not apply
+
+
+@dataclass(frozen=True)
+class ReplRequest:
+    sources: tuple[str, ...]
+    model: str | None = None
+    sub_model: str | None = None
+    api_base: str | None = None
+    sub_api_base: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    use_gitignore: bool = True
+    max_file_size: str = "5M"
+    cell_timeout: float = 300.0
+
+
+class _Unconfigured:
+    """The model behind llm_query when none is configured: every call says how to configure one."""
+
+    def __init__(self, why: str) -> None:
+        self.model = "(no model)"
+        self._why = why
+
+    def context_window(self) -> int | None:
+        return None
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        raise ModelError(self._why)
+
+
+class _Notices:
+    """The REPL's only trace: notices (skipped files, isolation warnings) as lines on stderr."""
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, Notice):
+            sys.stderr.write(("warning: " if event.level == "warning" else "") + event.message + "\n")
+
+
+def _read_line(prompt: str) -> str:
+    """`input()` on a terminal (line editing); from a pipe, the prompt goes to stderr, not stdout."""
+    if sys.stdin.isatty():
+        return input(prompt)
+    sys.stderr.write(prompt)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
+def run_repl(request: ReplRequest, read: Callable[[str], str] = _read_line) -> int:
+    """A person at the REPL the root model uses: same `context`, same functions; returns an exit code."""
+    sink = _Notices()
+    servers = ModelServers(lambda message: sink.emit(Notice(message)))
+    try:
+        options = LoadOptions(request.include, request.exclude, request.use_gitignore, parse_size(request.max_file_size))
+        loaded = load_sources(request.sources, options)
+        _report_skipped(loaded, sink)
+        try:
+            models = resolve_models(request.model, request.sub_model, request.api_base, request.sub_api_base)
+            sub = servers.settings(models.sub_model, models.sub_api_base, root=False)
+            make_client: Callable[[ModelSettings], ModelClient] = LiteLLMClient
+        except ModelError as exc:
+            sub, why = ModelSettings("(no model)"), f"llm_query needs a model: {exc}"
+            make_client = lambda settings: _Unconfigured(why)  # noqa: E731
+            sink.emit(Notice(why, level="warning"))
+        config = RunConfig(question="", root=sub, sub=sub, limits=Limits(cell_timeout=request.cell_timeout))
+        run = Run(config, sink, make_client)
+        asyncio.run(_repl(run, loaded, read))
+        return 0
+    except RlmError as exc:
+        sys.stderr.write(f"rlm: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return Interrupted.exit_code
+    finally:
+        servers.close()
+
+
+async def _repl(run: Run, loaded: LoadedSources, read: Callable[[str], str]) -> None:
+    async with run.worker(loaded.files) as worker:
+        described = worker.describe
+        sys.stderr.write(
+            f"rlm repl: `context` holds {described['files']:,} file(s), {described['chars']:,} characters;"
+            f" llm_query uses {run.config.sub.model}. Ctrl-D leaves.\n"
+        )
+        cell_id = 0
+        while True:
+            try:
+                code = await asyncio.to_thread(_read_cell, read)
+            except EOFError:
+                sys.stderr.write("\n")
+                return
+            if not code.strip():
+                continue
+            cell_id += 1
+            outcome = await worker.execute(
+                cell_id,
+                code,
+                timeout=run.config.limits.cell_timeout,
+                max_output_chars=REPL_OUTPUT_CHARS,
+                on_llm=functools.partial(run.runner.handle, cell_id=cell_id, depth=0),
+            )
+            sys.stdout.write(outcome.output)
+            for note in _repl_notes(outcome):
+                sys.stderr.write(note + "\n")
+            sys.stdout.flush()
+
+
+def _read_cell(read: Callable[[str], str]) -> str:
+    """One statement, however many lines it takes, as Python's own REPL reads it."""
+    lines = [read(">>> ")]
+    while True:
+        try:
+            if codeop.compile_command("\n".join(lines), "<repl>", "exec") is not None:
+                return "\n".join(lines)
+        except (SyntaxError, ValueError, OverflowError):
+            return "\n".join(lines)  # the worker shows the error as a cell would
+        lines.append(read("... "))
+
+
+def _repl_notes(outcome: CellOutcome) -> list[str]:
+    notes = []
+    if outcome.timed_out:
+        notes.append("[interrupted: the cell ran past --cell-timeout]")
+    if outcome.crash:
+        notes.append(f"[the REPL process died: it {outcome.crash}; restarted with `context`]")
+    if outcome.final is not None:
+        notes.append(f"[FINAL: {outcome.final[:200]}]")
+    return notes

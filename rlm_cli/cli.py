@@ -27,7 +27,7 @@ app = typer.Typer(
     name="rlm",
     help="Answer questions about inputs far larger than a model's context window (Recursive Language Models).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -40,6 +40,18 @@ Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Drop files
 NoGitignore = Annotated[bool, typer.Option("--no-gitignore", help="Load files that .gitignore excludes.")]
 MaxFileSize = Annotated[str, typer.Option("--max-file-size", help="Skip directory files larger than this (e.g. 5M).")]
 Source = Annotated[str, typer.Argument(help="A file, a directory, a git repository (path or URL), or '-' for stdin.")]
+# ... and by `ask` and `repl`: which models answer.
+Model = Annotated[
+    str | None, typer.Option("-m", "--model", help="Root model: any litellm model string, or local / local:PATH.gguf.")
+]
+SubModel = Annotated[
+    str | None, typer.Option("-s", "--sub-model", help="Model for sub-calls. Else RLM_SUB_MODEL, else the root model.")
+]
+ApiBase = Annotated[
+    str | None, typer.Option("--api-base", help="OpenAI-compatible server URL for root and sub-calls (env RLM_API_BASE).")
+]
+SubApiBase = Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")]
+CellTimeout = Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")]
 
 
 def _version(value: bool) -> None:
@@ -109,17 +121,10 @@ def ask(
     question: Annotated[
         str | None, typer.Argument(help="The question; read from stdin when omitted and SOURCE is not '-'.")
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("-m", "--model", help="Root model: any litellm model string, or local / local:PATH.gguf."),
-    ] = None,
-    sub_model: Annotated[
-        str | None, typer.Option("-s", "--sub-model", help="Model for sub-calls. Else RLM_SUB_MODEL, else the root model.")
-    ] = None,
-    api_base: Annotated[
-        str | None, typer.Option("--api-base", help="OpenAI-compatible server URL for root and sub-calls (env RLM_API_BASE).")
-    ] = None,
-    sub_api_base: Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")] = None,
+    model: Model = None,
+    sub_model: SubModel = None,
+    api_base: ApiBase = None,
+    sub_api_base: SubApiBase = None,
     add: Add = None,
     include: Include = None,
     exclude: Exclude = None,
@@ -130,7 +135,7 @@ def ask(
     max_subcalls: Annotated[int | None, typer.Option("--max-subcalls", min=0, help="Sub-calls allowed in the whole run.")] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop when the run has cost this much (USD).")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0.1, help="Seconds for the whole run.")] = None,
-    cell_timeout: Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")] = 300.0,
+    cell_timeout: CellTimeout = 300.0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Sub-calls in flight at once.")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer.")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
@@ -209,6 +214,41 @@ def inspect(
             print(result.index.outline())
         else:
             print(result.as_text())
+
+
+@app.command(no_args_is_help=True)
+def repl(
+    source: Source,
+    add: Add = None,
+    include: Include = None,
+    exclude: Exclude = None,
+    no_gitignore: NoGitignore = False,
+    max_file_size: MaxFileSize = "5M",
+    model: Model = None,
+    sub_model: SubModel = None,
+    api_base: ApiBase = None,
+    sub_api_base: SubApiBase = None,
+    cell_timeout: CellTimeout = 300.0,
+) -> None:
+    """A person at the REPL the root model uses: `context`, its methods, and llm_query (to the sub-model)."""
+    from rlm_cli.app import ReplRequest, run_repl
+
+    with _guard():
+        if source == "-":
+            raise UsageError("rlm repl reads its input from a file or directory; stdin is the keyboard")
+        request = ReplRequest(
+            sources=(source, *(add or ())),
+            model=model,
+            sub_model=sub_model,
+            api_base=api_base,
+            sub_api_base=sub_api_base,
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            use_gitignore=not no_gitignore,
+            max_file_size=max_file_size,
+            cell_timeout=cell_timeout,
+        )
+        raise typer.Exit(run_repl(request))
 
 
 def main(argv: list[str] | None = None) -> Any:

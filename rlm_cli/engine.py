@@ -8,13 +8,14 @@ Everything it does is reported to the sink it is given; it returns a `RunResult`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import marshal
 import pickle
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,6 @@ class Run:
         self._make_client = make_client
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
         self.runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
-        self._scratch_root = Path(tempfile.mkdtemp(prefix="rlm-"))
 
     def _client(self, settings: ModelSettings) -> ModelClient:
         key = (settings.model, settings.api_base)
@@ -122,7 +122,6 @@ class Run:
             self.sink.emit(
                 RunEnd(status, iterations, self.budget.subcalls, self.budget.usage, time.monotonic() - started, error)
             )
-            shutil.rmtree(self._scratch_root, ignore_errors=True)
         return RunResult(
             answer=answer,
             status=status,
@@ -135,21 +134,33 @@ class Run:
             error=error,
         )
 
-    async def _loop(self, files: Mapping[str, str], question: str, depth: int) -> LoopResult:
-        scratch = Path(tempfile.mkdtemp(prefix=f"depth{depth}-", dir=self._scratch_root))
-        context_file = scratch / "context.marshal"
-        with open(context_file, "wb") as f:
-            marshal.dump(list(files.items()), f)
-        code = await asyncio.to_thread(self._index_code, files, scratch) if depth == 0 else None
-        worker = WorkerProcess(context_file, scratch, code_index_file=code[0] if code else None)
+    @contextlib.asynccontextmanager
+    async def worker(self, files: Mapping[str, str], depth: int = 0) -> AsyncIterator[WorkerProcess]:
+        """A started worker holding `files` as `context` (with the code graph at depth 0);
+        stopped, and its scratch directory removed, on the way out."""
+        scratch = Path(tempfile.mkdtemp(prefix=f"rlm-depth{depth}-"))
         try:
-            describe = await worker.start()
-            if code:
-                describe["code"] = code[1]
-            if depth == 0 and self.config.repository:
-                describe["repository"] = self.config.repository
-            for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
-                self.sink.emit(Notice(warning, level="warning"))
+            context_file = scratch / "context.marshal"
+            with open(context_file, "wb") as f:
+                marshal.dump(list(files.items()), f)
+            code = await asyncio.to_thread(self._index_code, files, scratch) if depth == 0 else None
+            worker = WorkerProcess(context_file, scratch, code_index_file=code[0] if code else None)
+            try:
+                await worker.start()
+                if code:
+                    worker.describe["code"] = code[1]
+                if depth == 0 and self.config.repository:
+                    worker.describe["repository"] = self.config.repository
+                for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
+                    self.sink.emit(Notice(warning, level="warning"))
+                yield worker
+            finally:
+                await worker.close()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    async def _loop(self, files: Mapping[str, str], question: str, depth: int) -> LoopResult:
+        async with self.worker(files, depth) as worker:
             root = self.config.root if depth == 0 else self.config.sub
             if depth == 0:
                 self.sink.emit(
@@ -159,7 +170,7 @@ class Run:
                         sub_model=self.config.sub.model,
                         limits=asdict(self.config.limits),
                         version=__version__,
-                        context=describe,
+                        context=worker.describe,
                         question=self.config.question,
                     )
                 )
@@ -174,9 +185,6 @@ class Run:
                 depth=depth,
             )
             return await loop.run(question)
-        finally:
-            await worker.close()
-            shutil.rmtree(scratch, ignore_errors=True)
 
     def _index_code(self, files: Mapping[str, str], scratch: Path) -> tuple[Path, dict[str, Any]] | None:
         """Parse the code (all cores, cached) and leave it where the worker will load it.
@@ -185,7 +193,7 @@ class Run:
         """
         index = build_code_index(files, cache_dir=self.config.code_cache_dir)
         summary = index.summary()
-        if not summary["parsed_files"]:
+        if not summary["symbols"]:  # prose and data (Markdown, JSON) parse, but hold no code to query
             return None
         path = scratch / "codegraph.pickle"
         with open(path, "wb") as f:
