@@ -204,6 +204,8 @@ def _classify(litellm: Any, exc: Exception, model: str) -> float | None:
         raise ContextWindowError(f"{model}: the prompt is larger than the model's context window") from exc
     if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
         raise ModelError(f"{model}: authentication failed ({_describe(exc)}); check the provider's API key") from exc
+    if "missing credentials" in str(exc).lower():  # the client refused before any request was sent
+        raise ModelError(f"{model}: no API key: {_missing_keys(litellm, model)}") from exc
     if isinstance(exc, litellm.NotFoundError):
         raise ModelError(f"{model}: model not found ({_describe(exc)})") from exc
     if isinstance(exc, litellm.BadRequestError):
@@ -223,6 +225,16 @@ def _classify(litellm: Any, exc: Exception, model: str) -> float | None:
     if not transient:
         raise ModelError(f"{model}: {_describe(exc)}") from exc
     return _retry_after(exc)
+
+
+def _missing_keys(litellm: Any, model: str) -> str:
+    try:
+        missing = litellm.validate_environment(model=model).get("missing_keys") or []
+    except Exception:  # unknown provider: litellm raises a bare Exception
+        missing = []
+    if missing:
+        return f"set {' or '.join(missing)} in the environment"
+    return "set the provider's API key variable in the environment"
 
 
 def _retry_after(exc: Exception) -> float | None:

@@ -371,3 +371,14 @@ def test_a_model_that_repeats_itself_is_asked_for_its_answer(scripted_server, tm
     assert ran.code == 0, ran.stderr
     assert ran.json()["answer"] == "31"
     assert "you already ran exactly this code" in last_user_text(server.root_requests()[2].messages)
+
+
+def test_a_provider_model_without_its_key_is_exit_4_at_once(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlm_cli", "ask", str(tmp_path / "in.txt"), "q?", "--model", "gpt-4o-mini", "-q"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 4
+    assert proc.stderr.strip() == "rlm: error: gpt-4o-mini: no API key: set OPENAI_API_KEY in the environment"
