@@ -135,8 +135,8 @@ You can use:
 Rules:
 - Never assign to `context`. Use other variable names.
 - Never print the whole context. Print a few lines at most.
-- Search first: use context.grep with a regular expression for words that would be next to \
-the answer in the text.
+- Search first: use context.grep with one or two distinctive words from the question (a name, \
+an id, a place), not the whole question. If nothing is found, try other words or synonyms.
 - Call FINAL(answer) as real code when you have the answer, never in a comment.
 {guidance}
 Example: find lines about a password.
