@@ -30,7 +30,6 @@ class Budget:
     started: float = field(default_factory=time.monotonic)
     usage: Usage = field(default_factory=Usage)
     subcalls: int = 0
-    root_calls: int = 0
 
     def charge(self, usage: Usage) -> None:
         self.usage = self.usage + usage

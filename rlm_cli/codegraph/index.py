@@ -19,7 +19,7 @@ Conventions of the answers:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -194,14 +194,6 @@ class CodeIndex:
             MODULE_SYMBOL, MODULE_SYMBOL, "module", path, 1, 1, max(entry.lines, 1),
             entry.language or "", "",
         )
-
-    def calls(self, path: str | None = None) -> Iterator[tuple[Symbol, str, int]]:
-        """(caller, called name, line) of every call, for code that wants the raw table."""
-        for file_path, entry in self.entries.items():
-            if path is not None and not _under(file_path, path):
-                continue
-            for name, line, _column, caller in entry.calls:
-                yield self._caller_symbol(file_path, caller), name, line
 
     # -- references and imports ------------------------------------------------------------
 

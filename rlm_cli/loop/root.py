@@ -136,7 +136,6 @@ class RootLoop:
         completion = await self._client.complete(compacted(messages, self._profile.full_turns))
         usage = completion.usage
         self._budget.charge(usage)
-        self._budget.root_calls += 1
         self._sink.emit(RootResponse(iteration, completion.text, usage, completion.duration_s, completion.faults, self._depth))
         return completion.text, completion.finish_reason == "length"
 

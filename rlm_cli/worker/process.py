@@ -108,7 +108,6 @@ class WorkerProcess:
         self.describe: dict[str, Any] = {}
         self.isolation: dict[str, str] = {}  # mechanism -> what is in force (sandbox.confine)
         self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
-        self.starts = 0
         self._busy = False  # a cell is running: on close, kill at once rather than ask politely
 
     @property
@@ -142,7 +141,6 @@ class WorkerProcess:
         worker_end.close()
         processes = self._limit_processes(self._proc.pid)
         self._reader, self._writer = await asyncio.open_unix_connection(sock=host_end)
-        self.starts += 1
         code_index = str(self._code_index_file) if self._code_index_file else None
         self._send(InitRequest(context_file=str(self._context_file), code_index_file=code_index))
         try:
