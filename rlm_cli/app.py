@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_cli.budget import Limits
-from rlm_cli.config import cache_dir, parse_size, resolve_models
+from rlm_cli.config import ModelChoice, cache_dir, parse_size, resolve_models
 from rlm_cli.engine import Run, RunConfig, RunResult, warm_up
 from rlm_cli.errors import Interrupted, ModelError, RlmError, UsageError
 from rlm_cli.events import Event, Fanout, Notice, Sink
@@ -36,17 +36,38 @@ MAX_QUESTION_CHARS = 100_000
 
 
 @dataclass(frozen=True)
-class AskRequest:
+class Inputs:
+    """Which sources, and how their directories are filtered: the same for ask, repl and inspect."""
+
     sources: tuple[str, ...]
-    question: str
-    model: str | None = None
-    sub_model: str | None = None
-    api_base: str | None = None
-    sub_api_base: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     use_gitignore: bool = True
     max_file_size: str = "5M"
+
+    def load(self) -> LoadedSources:
+        options = LoadOptions(self.include, self.exclude, self.use_gitignore, parse_size(self.max_file_size))
+        return load_sources(self.sources, options)
+
+
+@dataclass(frozen=True)
+class ModelFlags:
+    """The model options as given; `resolve()` fills the gaps from environment and config."""
+
+    model: str | None = None
+    sub_model: str | None = None
+    api_base: str | None = None
+    sub_api_base: str | None = None
+
+    def resolve(self) -> ModelChoice:
+        return resolve_models(self.model, self.sub_model, self.api_base, self.sub_api_base)
+
+
+@dataclass(frozen=True)
+class AskRequest:
+    inputs: Inputs
+    question: str
+    models: ModelFlags = ModelFlags()
     max_iterations: int = 30
     max_depth: int = 1
     max_subcalls: int | None = None
@@ -98,15 +119,9 @@ def run_ask(request: AskRequest, *, quiet: bool) -> AskOutcome:
     servers: ModelServers | None = None
     try:
         question = _check_question(request.question)
-        models = resolve_models(request.model, request.sub_model, request.api_base, request.sub_api_base)
+        models = request.models.resolve()
         warm_up()
-        options = LoadOptions(
-            includes=request.include,
-            excludes=request.exclude,
-            use_gitignore=request.use_gitignore,
-            max_file_size=parse_size(request.max_file_size),
-        )
-        loaded = load_sources(request.sources, options)
+        loaded = request.inputs.load()
         # Opened after loading, so a trace file written inside the source never feeds itself.
         trace_file = request.trace or _default_trace_path()
         writer = _open_trajectory(trace_file)
@@ -203,15 +218,8 @@ REPL_OUTPUT_CHARS = 200_000  # a person can scroll; the model's cap does not app
 
 @dataclass(frozen=True)
 class ReplRequest:
-    sources: tuple[str, ...]
-    model: str | None = None
-    sub_model: str | None = None
-    api_base: str | None = None
-    sub_api_base: str | None = None
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    use_gitignore: bool = True
-    max_file_size: str = "5M"
+    inputs: Inputs
+    models: ModelFlags = ModelFlags()
     cell_timeout: float = 300.0
 
 
@@ -253,11 +261,10 @@ def run_repl(request: ReplRequest, read: Callable[[str], str] = _read_line) -> i
     sink = _Notices()
     servers = ModelServers(lambda message: sink.emit(Notice(message)))
     try:
-        options = LoadOptions(request.include, request.exclude, request.use_gitignore, parse_size(request.max_file_size))
-        loaded = load_sources(request.sources, options)
+        loaded = request.inputs.load()
         _report_skipped(loaded, sink)
         try:
-            models = resolve_models(request.model, request.sub_model, request.api_base, request.sub_api_base)
+            models = request.models.resolve()
             sub = servers.settings(models.sub_model, models.sub_api_base, root=False)
             make_client: Callable[[ModelSettings], ModelClient] = LiteLLMClient
         except ModelError as exc:

@@ -14,14 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from rlm_cli import __version__
 from rlm_cli.errors import InputError, Interrupted, RlmError, UsageError
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # the engine is imported only by the command that runs
+    from rlm_cli.app import Inputs
 
 app = typer.Typer(
     name="rlm",
@@ -52,6 +53,14 @@ ApiBase = Annotated[
 ]
 SubApiBase = Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")]
 CellTimeout = Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")]
+
+
+def _inputs(
+    source: str, add: list[str] | None, include: list[str] | None, exclude: list[str] | None, no_gitignore: bool, max_file_size: str
+) -> Inputs:
+    from rlm_cli.app import Inputs
+
+    return Inputs((source, *(add or ())), tuple(include or ()), tuple(exclude or ()), not no_gitignore, max_file_size)
 
 
 def _version(value: bool) -> None:
@@ -148,7 +157,7 @@ def ask(
 
     Exit codes: 0 answer, 2 usage, 3 input, 4 model, 5 a limit ended the run, 130 interrupted.
     """
-    from rlm_cli.app import AskRequest, run_ask
+    from rlm_cli.app import AskRequest, ModelFlags, run_ask
 
     with _guard():
         if question is None:
@@ -156,16 +165,9 @@ def ask(
                 raise UsageError("the question is missing (SOURCE is '-', so stdin holds the input)")
             question = sys.stdin.read() if not sys.stdin.isatty() else ""
         request = AskRequest(
-            sources=(source, *(add or ())),
+            inputs=_inputs(source, add, include, exclude, no_gitignore, max_file_size),
             question=question,
-            model=model,
-            sub_model=sub_model,
-            api_base=api_base,
-            sub_api_base=sub_api_base,
-            include=tuple(include or ()),
-            exclude=tuple(exclude or ()),
-            use_gitignore=not no_gitignore,
-            max_file_size=max_file_size,
+            models=ModelFlags(model, sub_model, api_base, sub_api_base),
             max_iterations=max_iterations,
             max_depth=max_depth,
             max_subcalls=max_subcalls,
@@ -201,13 +203,12 @@ def inspect(
     outline: Annotated[bool, typer.Option("--outline", help="Print the outline of files and symbols.")] = False,
 ) -> None:
     """What the context would hold: files, skipped files and why, size, languages, symbols. No model call."""
-    from rlm_cli.config import cache_dir, parse_size
+    from rlm_cli.config import cache_dir
     from rlm_cli.inspection import inspect_sources
-    from rlm_cli.sources.loader import LoadOptions
 
     with _guard():
-        options = LoadOptions(tuple(include or ()), tuple(exclude or ()), not no_gitignore, parse_size(max_file_size))
-        result = inspect_sources((source, *(add or ())), options, cache_dir() / "codegraph")
+        loaded = _inputs(source, add, include, exclude, no_gitignore, max_file_size).load()
+        result = inspect_sources(loaded, cache_dir() / "codegraph")
         if as_json:
             print(json.dumps(result.as_json(), ensure_ascii=False))
         elif outline:
@@ -231,21 +232,14 @@ def repl(
     cell_timeout: CellTimeout = 300.0,
 ) -> None:
     """A person at the REPL the root model uses: `context`, its methods, and llm_query (to the sub-model)."""
-    from rlm_cli.app import ReplRequest, run_repl
+    from rlm_cli.app import ModelFlags, ReplRequest, run_repl
 
     with _guard():
         if source == "-":
             raise UsageError("rlm repl reads its input from a file or directory; stdin is the keyboard")
         request = ReplRequest(
-            sources=(source, *(add or ())),
-            model=model,
-            sub_model=sub_model,
-            api_base=api_base,
-            sub_api_base=sub_api_base,
-            include=tuple(include or ()),
-            exclude=tuple(exclude or ()),
-            use_gitignore=not no_gitignore,
-            max_file_size=max_file_size,
+            inputs=_inputs(source, add, include, exclude, no_gitignore, max_file_size),
+            models=ModelFlags(model, sub_model, api_base, sub_api_base),
             cell_timeout=cell_timeout,
         )
         raise typer.Exit(run_repl(request))

@@ -1,6 +1,6 @@
 """`rlm inspect`: what the context would hold, with no model call.
 
-Loads the sources exactly as `rlm ask` does, builds the code graph (parallel, cached) and
+Takes the sources loaded exactly as `rlm ask` loads them, builds the code graph (parallel, cached) and
 summarises: files kept and skipped (and why), size and a token estimate, repository, languages
 and symbols by kind. The CLI prints `as_text()` or `as_json()`; `outline()` is the graph's tree.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_cli.codegraph import CodeIndex, build_code_index
-from rlm_cli.sources.loader import LoadedSources, LoadOptions, load_sources
+from rlm_cli.sources.loader import LoadedSources
 
 CHARS_PER_TOKEN = 4
 
@@ -68,6 +68,5 @@ class Inspection:
         return "\n".join(lines)
 
 
-def inspect_sources(sources: tuple[str, ...], options: LoadOptions, cache_dir: Path) -> Inspection:
-    loaded = load_sources(sources, options)
+def inspect_sources(loaded: LoadedSources, cache_dir: Path) -> Inspection:
     return Inspection(loaded, build_code_index(loaded.files, cache_dir=cache_dir))
