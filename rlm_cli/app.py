@@ -147,7 +147,6 @@ def run_ask(request: AskRequest, *, quiet: bool) -> AskOutcome:
             limits=limits,
             sources=loaded.sources,
             profile=os.environ.get("RLM_PROMPT_PROFILE") or None,
-            code_cache_dir=cache_dir() / "codegraph",
             repository=asdict(loaded.repository) if loaded.repository else None,
         )
         try:

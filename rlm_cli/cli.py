@@ -203,12 +203,11 @@ def inspect(
     outline: Annotated[bool, typer.Option("--outline", help="Print the outline of files and symbols.")] = False,
 ) -> None:
     """What the context would hold: files, skipped files and why, size, languages, symbols. No model call."""
-    from rlm_cli.config import cache_dir
     from rlm_cli.inspection import inspect_sources
 
     with _guard():
         loaded = _inputs(source, add, include, exclude, no_gitignore, max_file_size).load()
-        result = inspect_sources(loaded, cache_dir() / "codegraph")
+        result = inspect_sources(loaded)
         if as_json:
             print(json.dumps(result.as_json(), ensure_ascii=False))
         elif outline:

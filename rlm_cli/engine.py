@@ -47,7 +47,7 @@ class RunConfig:
     limits: Limits = Limits()
     sources: tuple[str, ...] = ()
     profile: str | None = None  # a prompt profile by name; None picks one by model
-    code_cache_dir: Path | None = None  # the parse cache of the code graph
+    code_cache_dir: Path | None = None  # the parse cache of the code graph; None: the default
     repository: dict[str, str | None] | None = None  # name, commit, remote_url of a git source
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from rlm_cli.codegraph import CodeIndex, build_code_index
@@ -68,5 +67,5 @@ class Inspection:
         return "\n".join(lines)
 
 
-def inspect_sources(loaded: LoadedSources, cache_dir: Path) -> Inspection:
-    return Inspection(loaded, build_code_index(loaded.files, cache_dir=cache_dir))
+def inspect_sources(loaded: LoadedSources) -> Inspection:
+    return Inspection(loaded, build_code_index(loaded.files))

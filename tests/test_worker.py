@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import marshal
-import os
 from pathlib import Path
 
 import pytest
@@ -133,13 +132,13 @@ def test_capped_writer_counts_everything() -> None:
     assert rendered.startswith("abcde") and rendered.endswith("vwxyz") and "16 characters omitted" in rendered
 
 
-def test_the_worker_environment_is_an_allow_list(tmp_path: Path) -> None:
+def test_the_worker_environment_is_an_allow_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = worker_env(tmp_path, {"PATH": "/usr/bin", "OPENAI_API_KEY": "sk-canary", "GITHUB_TOKEN": "t", "LANG": "C.UTF-8"})
     assert "OPENAI_API_KEY" not in env and "GITHUB_TOKEN" not in env
     assert env["PATH"] == "/usr/bin" and env["HOME"] == str(tmp_path)
 
     async def scenario() -> ExecuteReply:
-        worker = WorkerProcess(tmp_path / "c.marshal", tmp_path, env)
+        worker = WorkerProcess(tmp_path / "c.marshal", tmp_path)  # its env is built from the host's
         (tmp_path / "c.marshal").write_bytes(marshal.dumps([("x", "data")]))
         try:
             await worker.start()
@@ -147,11 +146,9 @@ def test_the_worker_environment_is_an_allow_list(tmp_path: Path) -> None:
         finally:
             await worker.close()
 
-    os.environ["RLM_TEST_CANARY"] = "canary-value"
-    try:
-        reply = asyncio.run(scenario())
-    finally:
-        del os.environ["RLM_TEST_CANARY"]
+    monkeypatch.setenv("RLM_TEST_CANARY", "canary-value")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary")
+    reply = asyncio.run(scenario())
     assert "OPENAI_API_KEY" not in reply.output and "RLM_TEST_CANARY" not in reply.output
     assert str(tmp_path) in reply.output
 
