@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import marshal
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.process import WorkerProcess
 from rlm_cli.worker.protocol import LlmRequest
 
@@ -25,8 +25,8 @@ async def _no_llm(request: LlmRequest) -> list[dict[str, str]]:
     return []
 
 
-async def one_start(scratch: Path, context_file: Path) -> tuple[float, float, dict[str, str]]:
-    worker = WorkerProcess(context_file, scratch)
+async def one_start(scratch: Path, handoff: Handoff) -> tuple[float, float, dict[str, str]]:
+    worker = WorkerProcess(handoff, scratch)
     started = time.perf_counter()
     try:
         await worker.start()
@@ -45,11 +45,10 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rlm-bench-") as tmp:
         scratch = Path(tmp)
-        context_file = scratch / "context.marshal"
         line = "2026-11-21T09:00:00 worker-7 INFO handled request id=3f2a\n"
         text = line * int(args.context_mb * 1_000_000 / len(line))
-        context_file.write_bytes(marshal.dumps([("app.log", text)]))
-        results = [asyncio.run(one_start(scratch, context_file)) for _ in range(args.runs)]
+        handoff = Handoff({"app.log": text})
+        results = [asyncio.run(one_start(scratch, handoff)) for _ in range(args.runs)]
     ready = [r[0] for r in results]
     first = [r[1] for r in results]
     for name, value in results[0][2].items():

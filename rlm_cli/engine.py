@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import marshal
-import pickle
 import shutil
 import tempfile
 import threading
@@ -22,7 +20,7 @@ from typing import Any
 
 from rlm_cli import __version__
 from rlm_cli.budget import Budget, Limits
-from rlm_cli.codegraph import build_code_index
+from rlm_cli.codegraph import CodeIndex, build_code_index
 from rlm_cli.errors import LimitError, ModelError, RlmError
 from rlm_cli.events import Final, Notice, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
@@ -34,6 +32,7 @@ from rlm_cli.model_client import (
     import_litellm,
 )
 from rlm_cli.subcalls import CHARS_PER_TOKEN, SubcallRunner
+from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.process import WorkerProcess
 
 DEFAULT_SUB_CHARS = 100_000  # what we tell the root a sub-call can read when the window is unknown
@@ -138,13 +137,10 @@ class Run:
     async def worker(self, files: Mapping[str, str], depth: int = 0) -> AsyncIterator[WorkerProcess]:
         """A started worker holding `files` as `context` (with the code graph at depth 0);
         stopped, and its scratch directory removed, on the way out."""
+        code = await asyncio.to_thread(self._index_code, files) if depth == 0 else None
         scratch = Path(tempfile.mkdtemp(prefix=f"rlm-depth{depth}-"))
         try:
-            context_file = scratch / "context.marshal"
-            with open(context_file, "wb") as f:
-                marshal.dump(list(files.items()), f)
-            code = await asyncio.to_thread(self._index_code, files, scratch) if depth == 0 else None
-            worker = WorkerProcess(context_file, scratch, code_index_file=code[0] if code else None)
+            worker = WorkerProcess(Handoff(files, code[0] if code else None), scratch)
             try:
                 await worker.start()
                 if code:
@@ -157,6 +153,7 @@ class Run:
             finally:
                 await worker.close()
         finally:
+            # Never follows a link the worker planted: on Linux rmtree walks by descriptor.
             shutil.rmtree(scratch, ignore_errors=True)
 
     async def _loop(self, files: Mapping[str, str], question: str, depth: int) -> LoopResult:
@@ -186,21 +183,18 @@ class Run:
             )
             return await loop.run(question)
 
-    def _index_code(self, files: Mapping[str, str], scratch: Path) -> tuple[Path, dict[str, Any]] | None:
-        """Parse the code (all cores, cached) and leave it where the worker will load it.
+    def _index_code(self, files: Mapping[str, str]) -> tuple[CodeIndex, dict[str, Any]] | None:
+        """Parse the code (all cores, cached) for the worker's code graph.
 
-        Returns the file and the summary the prompt states, or None when nothing is code.
+        Returns the index and the summary the prompt states, or None when nothing is code.
         """
         index = build_code_index(files, cache_dir=self.config.code_cache_dir)
         summary = index.summary()
         if not summary["symbols"]:  # prose and data (Markdown, JSON) parse, but hold no code to query
             return None
-        path = scratch / "codegraph.pickle"
-        with open(path, "wb") as f:
-            pickle.dump({"entries": index.entries, "stats": index.stats}, f, protocol=pickle.HIGHEST_PROTOCOL)
         keep = ("parsed_files", "languages", "symbols", "symbols_by_kind", "text_only", "index_time_s")
         self.sink.emit(Notice(_code_notice(summary)))
-        return path, {k: summary[k] for k in keep}
+        return index, {k: summary[k] for k in keep}
 
     async def _sub_rlm(self, question: str, context: str, depth: int) -> str:
         """A recursive sub-RLM: its own worker over `context`, driven by the sub-model."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import marshal
 import os
 import signal
 import socket
@@ -22,6 +21,7 @@ import pytest
 from conftest import run_rlm
 from scripted_server import last_user_text
 
+from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.process import CellOutcome, WorkerProcess
 from rlm_cli.worker.protocol import LlmRequest
 from rlm_cli.worker.sandbox import Policy, descendants, landlock_abi
@@ -61,12 +61,10 @@ def run_cells(
     """Run `codes` one after another in one confined worker; returns their outcomes."""
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
-    context_file = scratch / "context.marshal"
-    context_file.write_bytes(marshal.dumps([("in.txt", "0123456789")]))
     policy = Policy.for_context(scratch, 10, environ=env or {})
 
     async def scenario() -> tuple[list[CellOutcome], WorkerProcess]:
-        worker = WorkerProcess(context_file, scratch, policy=policy)
+        worker = WorkerProcess(Handoff({"in.txt": "0123456789"}), scratch, policy=policy)
         outcomes = []
         try:
             await worker.start()

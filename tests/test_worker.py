@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import marshal
 from pathlib import Path
 
 import pytest
 
+from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.process import WorkerProcess, worker_env
 from rlm_cli.worker.protocol import ExecuteReply, LlmRequest, ProtocolError, decode, encode
 from rlm_cli.worker.repl import CappedWriter
 
 
 def start_worker(tmp_path: Path, files: dict[str, str]) -> WorkerProcess:
-    context_file = tmp_path / "context.marshal"
-    context_file.write_bytes(marshal.dumps(list(files.items())))
-    return WorkerProcess(context_file, tmp_path)
+    return WorkerProcess(Handoff(files), tmp_path)
 
 
 async def no_llm(request: LlmRequest) -> list[dict[str, str]]:
@@ -138,8 +136,7 @@ def test_the_worker_environment_is_an_allow_list(tmp_path: Path, monkeypatch: py
     assert env["PATH"] == "/usr/bin" and env["HOME"] == str(tmp_path)
 
     async def scenario() -> ExecuteReply:
-        worker = WorkerProcess(tmp_path / "c.marshal", tmp_path)  # its env is built from the host's
-        (tmp_path / "c.marshal").write_bytes(marshal.dumps([("x", "data")]))
+        worker = WorkerProcess(Handoff({"x": "data"}), tmp_path)  # its env is built from the host's
         try:
             await worker.start()
             return await worker.execute(1, "import os\nprint(sorted(os.environ), os.getcwd())", timeout=30, max_output_chars=5000, on_llm=no_llm)

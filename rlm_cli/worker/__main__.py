@@ -3,21 +3,18 @@
 It confines itself first (`sandbox.confine`: namespaces, Landlock, rlimits), while it is still
 single-threaded and before it reads the context, then talks to the host over the inherited
 socket N only. Imports before `confine` are this package's own modules, none of them
-starts a thread. Its own stdin is closed and its stdout/stderr go to a log file the host reads
-when the worker dies.
+starts a thread. Its own stdin is closed and its stdout/stderr go to a pipe the host drains and
+quotes from when the worker dies. The context arrives as an inherited descriptor (`handoff`).
 """
 
 from __future__ import annotations
 
 import argparse
-import marshal
 import os
-import pickle
 import signal
 import socket
-from typing import Any
 
-from rlm_cli.sources.context import Context
+from rlm_cli.worker import handoff
 from rlm_cli.worker.protocol import (
     ExecuteRequest,
     InitReply,
@@ -29,15 +26,6 @@ from rlm_cli.worker.repl import HostLink, Repl
 from rlm_cli.worker.sandbox import Policy, confine
 
 
-def load_code_index(path: str, context: Context) -> Any:
-    """The host parsed the code (in parallel, cached); the worker builds its tables lazily."""
-    from rlm_cli.codegraph.index import CodeIndex
-
-    with open(path, "rb") as f:
-        state = pickle.load(f)  # written by the host, which the worker trusts (not the reverse)
-    return CodeIndex(context.files, state["entries"], state["stats"])
-
-
 def serve(link: HostLink, isolation: dict[str, str]) -> None:
     """Answer the host's requests until it says shut down or closes the channel."""
     repl: Repl | None = None
@@ -47,10 +35,7 @@ def serve(link: HostLink, isolation: dict[str, str]) -> None:
         except EOFError:
             return
         if isinstance(message, InitRequest):
-            with open(message.context_file, "rb") as f:
-                context = Context(dict(marshal.load(f)))
-            if message.code_index_file:
-                context.attach_code_index(load_code_index(message.code_index_file, context))
+            context = handoff.load(message.context_fd)
             repl = Repl(context, link)
             link.send(InitReply(describe=context.describe(), isolation=isolation))
         elif isinstance(message, ExecuteRequest):
@@ -80,7 +65,6 @@ def main() -> None:
         sock.close()
     # Not sys.exit: a thread a cell left running must not keep the worker alive.
     os._exit(0)
-
 
 
 if __name__ == "__main__":

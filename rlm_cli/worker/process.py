@@ -6,6 +6,13 @@ confined by `sandbox` (namespaces, Landlock, rlimits; a pids cgroup when the hos
 talks to the host over one inherited Unix socket. Whatever it started dies with it. A cell that overruns its timeout gets SIGINT;
 if it does not stop within a grace period, the worker is killed and started again, and the
 model is told its variables are gone.
+
+The host trusts nothing the worker controls. Once the worker runs, the host never opens, reads
+or follows a path inside the scratch directory: the context arrives through an inherited
+descriptor (`handoff`), written afresh from the host's own copy at every start; the worker's
+stdout and stderr go to a pipe the host drains continuously, keeping only a bounded tail to
+quote when the worker dies; and every message it sends is checked (`protocol.decode`) before
+it is believed, a bad one costing the worker a restart, never the host its run.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 import rlm_cli
 from rlm_cli.errors import WorkerError
+from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.protocol import (
     HEADER_SIZE,
     ExecuteReply,
@@ -51,6 +59,7 @@ LlmHandler = Callable[[LlmRequest], Awaitable[list[dict[str, str]]]]
 # Only these reach the worker: nothing that could hold a key, a token or a credential.
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 INTERRUPT_GRACE_S = 2.0
+TAIL_BYTES = 64 * 1024  # of the worker's own stdout/stderr, kept to say how it died
 
 
 def worker_env(scratch: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -84,19 +93,39 @@ class CellOutcome:
     crash: str | None = None  # how it died, when it did
 
 
+class OutputTail:
+    """The last `limit` bytes the worker wrote to its stdout/stderr pipe, drained continuously.
+
+    A worker that writes without end costs the host `limit` bytes and some CPU, never a blocked
+    pipe or its memory.
+    """
+
+    def __init__(self, limit: int = TAIL_BYTES) -> None:
+        self._limit = limit
+        self._data = bytearray()
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(1 << 16):
+            self._data += chunk
+            if len(self._data) > self._limit:
+                del self._data[: len(self._data) - self._limit]
+
+    def last_lines(self, count: int = 3) -> list[str]:
+        text = self._data.decode("utf-8", "replace").strip()
+        return [line.strip() for line in text.splitlines()[-count:]]
+
+
 class WorkerProcess:
     """One worker: `start()`, then `execute()` cells one at a time, then `close()`."""
 
     def __init__(
         self,
-        context_file: Path,
+        handoff: Handoff,
         scratch: Path,
         env: Mapping[str, str] | None = None,
         policy: Policy | None = None,
-        code_index_file: Path | None = None,
     ) -> None:
-        self._context_file = context_file
-        self._code_index_file = code_index_file
+        self._handoff = handoff
         self._scratch = scratch
         self._env = dict(env) if env is not None else worker_env(scratch)
         self._policy = policy
@@ -104,7 +133,8 @@ class WorkerProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._log_path = scratch / "worker.log"
+        self._tail = OutputTail()
+        self._draining: asyncio.Task[None] | None = None
         self.describe: dict[str, Any] = {}
         self.isolation: dict[str, str] = {}  # mechanism -> what is in force (sandbox.confine)
         self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
@@ -115,13 +145,13 @@ class WorkerProcess:
         return self._proc.pid if self._proc else None
 
     async def start(self) -> dict[str, Any]:
-        """Spawn the worker and load the context into it; returns the context's description."""
-        if self._policy is None:
-            size = self._context_file.stat().st_size if self._context_file.exists() else 0
-            self._policy = Policy.for_context(self._scratch, size)
-        prepare_host()
+        """Spawn the worker and hand it the context; returns the context's description."""
+        context_fd, size = await asyncio.to_thread(self._handoff.open)
         host_end, worker_end = socket.socketpair()
-        with open(self._log_path, "ab") as log:
+        try:
+            if self._policy is None:
+                self._policy = Policy.for_context(self._scratch, size)
+            prepare_host()
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -130,19 +160,26 @@ class WorkerProcess:
                 str(worker_end.fileno()),
                 "--policy",
                 self._policy.to_json(),
-                pass_fds=(worker_end.fileno(),),
+                pass_fds=(worker_end.fileno(), context_fd),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
                 cwd=self._scratch,
                 env=self._env,
                 start_new_session=True,
             )
-        worker_end.close()
+        except BaseException:
+            host_end.close()
+            raise
+        finally:
+            os.close(context_fd)  # the worker holds its own copies now
+            worker_end.close()
+        assert self._proc.stdout is not None
+        self._tail = OutputTail()
+        self._draining = asyncio.ensure_future(self._tail.drain(self._proc.stdout))
         processes = self._limit_processes(self._proc.pid)
         self._reader, self._writer = await asyncio.open_unix_connection(sock=host_end)
-        code_index = str(self._code_index_file) if self._code_index_file else None
-        self._send(InitRequest(context_file=str(self._context_file), code_index_file=code_index))
+        self._send(InitRequest(context_fd=context_fd))
         try:
             reply = await self._next_message()
         except (EOFError, ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
@@ -150,6 +187,7 @@ class WorkerProcess:
             await self.close()
             raise WorkerError(f"the worker failed to start: it {note}") from exc
         if not isinstance(reply, InitReply):
+            await self.close()
             raise WorkerError(f"worker answered init with {reply.type}")
         self.describe = reply.describe
         self.isolation = {**reply.isolation, "processes": processes}
@@ -234,6 +272,9 @@ class WorkerProcess:
         if self._proc is not None and self._proc.returncode is None:
             await self._proc.wait()
         self._proc = None
+        if self._draining is not None:
+            self._draining.cancel()
+            self._draining = None
         if self._cgroup is not None:  # whatever escaped the process tree is still in the cgroup
             await asyncio.to_thread(self._cgroup.destroy)
             self._cgroup = None
@@ -273,7 +314,7 @@ class WorkerProcess:
                 os.killpg(self._proc.pid, signal.SIGKILL)
 
     async def _death_note(self, exc: BaseException) -> str:
-        """Say how the worker died: its exit status and the last lines of its log."""
+        """Say how the worker died: its exit status and the last lines it wrote."""
         code = None
         if self._proc is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -284,10 +325,12 @@ class WorkerProcess:
             how = f"was killed by signal {signal.Signals(-code).name}"
         else:
             how = f"exited with status {code}"
-        with contextlib.suppress(OSError):
-            tail = self._log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            if tail:
-                how += ": " + " | ".join(line.strip() for line in tail)[-300:]
+        if self._draining is not None:  # what it wrote last may still be in the pipe
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._draining), 0.5)
+        tail = self._tail.last_lines()
+        if tail:
+            how += ": " + " | ".join(tail)[-300:]
         return how
 
     async def _restart(self) -> None:

@@ -45,8 +45,7 @@ class Message:
 @dataclass(frozen=True)
 class InitRequest(Message):
     type: ClassVar[str] = "init_request"
-    context_file: str
-    code_index_file: str | None = None  # the parsed code graph, for code sources
+    context_fd: int  # the inherited descriptor holding the hand-off blob (worker.handoff)
 
 
 @dataclass(frozen=True)

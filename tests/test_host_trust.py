@@ -1,0 +1,153 @@
+"""The host trusts nothing the worker controls: cells that turn the scratch directory against it.
+
+Once a worker runs, the host never opens, reads or follows a path inside the scratch directory
+(issue 9, rule 1). Each test is a cell that plants something there — a symlink where a log
+used to be, a forged context file — then crashes the worker, and checks through the real CLI
+against the scripted server that the host's files, prompts and memory are as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Ran, run_rlm
+from scripted_server import last_user_text
+
+CANARY = "sk-canary-host-trust-5d1e"
+
+# Where the first version logged the worker's output, reading it back when the worker died.
+_CLEAR = "import os\nif os.path.lexists('worker.log'):\n    os.remove('worker.log')\n"
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+def _trace_and_prompts(trace: Path, server) -> str:
+    """Everything the run wrote to the trajectory and sent to any model, as one text."""
+    return trace.read_text() + "".join(json.dumps(r.body) for r in server.requests)
+
+
+def test_a_log_symlinked_to_a_host_file_is_neither_appended_to_nor_read(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    victim = tmp_path / "victim.pth"
+    victim.write_text("# VICTIM-ORIGINAL\n")
+    plant = _CLEAR + f"os.symlink({str(victim)!r}, 'worker.log')\nos._exit(3)"
+    chatter = "import os\nos.write(1, b'PLANTED to stdout\\n')\nos.write(2, b'PLANTED to stderr\\n')\nos._exit(4)"
+
+    def after_second_crash(messages: list[dict]) -> str:
+        said = last_user_text(messages)
+        assert "exited with status 4" in said and "PLANTED to stderr" in said  # the pipe's tail is quoted
+        return repl("FINAL('done')")
+
+    server = scripted_server([repl(plant), repl(chatter), after_second_crash])
+    trace = tmp_path / "t.jsonl"
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace))
+    assert ran.code == 0, ran.stderr
+    assert victim.read_text() == "# VICTIM-ORIGINAL\n"
+    assert "VICTIM-ORIGINAL" not in _trace_and_prompts(trace, server)
+
+
+def test_a_log_symlinked_to_the_hosts_environ_leaks_no_key(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    plant = _CLEAR + "os.symlink('/proc/self/environ', 'worker.log')\nos._exit(3)"
+    server = scripted_server([repl(plant), repl("FINAL('done')")])
+    trace = tmp_path / "t.jsonl"
+    ran = run_rlm(
+        "ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace),
+        env={"OPENAI_API_KEY": CANARY, "RLM_TEST_SECRET": CANARY},
+    )
+    assert ran.code == 0, ran.stderr
+    assert CANARY not in ran.stderr and CANARY not in ran.stdout
+    assert CANARY not in _trace_and_prompts(trace, server).replace(f"Bearer {CANARY}", "")
+
+
+def _run_capped(args: list[str], address_space: int) -> Ran:
+    """The real CLI with its address space (and its worker's) capped, so a runaway read fails fast."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlm_cli", *args], input=b"", capture_output=True, timeout=120, preexec_fn=cap
+    )
+    return Ran(proc.returncode, proc.stdout.decode(), proc.stderr.decode(), 0.0)
+
+
+def test_a_log_symlinked_to_dev_zero_and_a_chatty_worker_leave_the_host_bounded(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("0123456789")
+    chatty = "import os\nblock = b'y' * (1 << 20)\nfor _ in range(300):\n    os.write(1, block)\nprint('said a lot')"
+    plant = _CLEAR + "os.symlink('/dev/zero', 'worker.log')\nos._exit(3)"
+
+    def after_crash(messages: list[dict]) -> str:
+        assert "exited with status 3" in last_user_text(messages)
+        return repl("FINAL(len(context))")
+
+    server = scripted_server([repl(chatty), repl(plant), after_crash])
+    ran = _run_capped(["ask", str(tmp_path / "in.txt"), "q?", *server.cli_args()], 3 << 30)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert ran.stdout == "10\n"
+
+
+@pytest.mark.parametrize("attack", ["rewrite", "delete"])
+def test_the_context_after_a_restart_is_the_hosts_own(scripted_server, tmp_path: Path, attack: str) -> None:
+    (tmp_path / "in.txt").write_text("ORIGINAL-TEXT")
+    forge = (
+        "import marshal, os\n"
+        "for name in os.listdir('.'):\n"
+        "    if os.path.isfile(name):\n"
+        + (
+            "        open(name, 'wb').write(marshal.dumps([('in.txt', 'FORGED')]))\n"
+            if attack == "rewrite"
+            else "        os.remove(name)\n"
+        )
+        + "marshal.dump([('in.txt', 'FORGED')], open('context.marshal', 'wb'))\n" * (attack == "rewrite")
+        + "os._exit(1)"
+    )
+
+    def after_restart(messages: list[dict]) -> str:
+        assert "restarted" in last_user_text(messages)
+        return repl("print(context)")
+
+    def check(messages: list[dict]) -> str:
+        assert "ORIGINAL-TEXT" in last_user_text(messages)
+        return repl("FINAL(context)")
+
+    server = scripted_server([repl(forge), after_restart, check])
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args())
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == "ORIGINAL-TEXT\n"
+
+
+def test_cleanup_removes_the_scratch_directory_without_following_links(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    keep = tmp_path / "keep"
+    (keep / "sub").mkdir(parents=True)
+    (keep / "sub" / "file.txt").write_text("kept")
+    (keep / "top.txt").write_text("kept")
+    plant = (
+        "import os\n"
+        f"os.symlink({str(keep)!r}, 'dir-link')\n"
+        f"os.symlink({str(keep / 'top.txt')!r}, 'file-link')\n"
+        "os.makedirs('deep/er')\n"
+        f"os.symlink({str(keep / 'sub')!r}, 'deep/er/sub-link')\n"
+        "print(os.getcwd())"
+    )
+    seen: list[str] = []
+
+    def finish(messages: list[dict]) -> str:
+        seen.append(last_user_text(messages).split()[0])
+        return repl("FINAL('done')")
+
+    server = scripted_server([repl(plant), finish])
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args())
+    assert ran.code == 0, ran.stderr
+    scratch = Path(seen[0])
+    assert scratch.name.startswith("rlm-depth0-") and not os.path.lexists(scratch)
+    assert (keep / "top.txt").read_text() == "kept" and (keep / "sub" / "file.txt").read_text() == "kept"
