@@ -47,7 +47,7 @@ def main() -> int:
         scratch = Path(tmp)
         line = "2026-11-21T09:00:00 worker-7 INFO handled request id=3f2a\n"
         text = line * int(args.context_mb * 1_000_000 / len(line))
-        handoff = Handoff({"app.log": text})
+        handoff = Handoff.of({"app.log": text})
         results = [asyncio.run(one_start(scratch, handoff)) for _ in range(args.runs)]
     ready = [r[0] for r in results]
     first = [r[1] for r in results]

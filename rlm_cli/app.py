@@ -285,9 +285,9 @@ def run_repl(request: ReplRequest, read: Callable[[str], str] = _read_line) -> i
 
 async def _repl(run: Run, loaded: LoadedSources, read: Callable[[str], str]) -> None:
     async with run.worker(loaded.files) as worker:
-        described = worker.describe
+        summary = worker.summary
         sys.stderr.write(
-            f"rlm repl: `context` holds {described['files']:,} file(s), {described['chars']:,} characters;"
+            f"rlm repl: `context` holds {summary.files:,} file(s), {summary.chars:,} characters;"
             f" llm_query uses {run.config.sub.model}. Ctrl-D leaves.\n"
         )
         cell_id = 0

@@ -31,6 +31,8 @@ from rlm_cli.model_client import (
     ModelSettings,
     import_litellm,
 )
+from rlm_cli.sources.git import RepoInfo
+from rlm_cli.sources.summary import CodeSummary
 from rlm_cli.subcalls import CHARS_PER_TOKEN, SubcallRunner
 from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.process import WorkerProcess
@@ -138,15 +140,14 @@ class Run:
         """A started worker holding `files` as `context` (with the code graph at depth 0);
         stopped, and its scratch directory removed, on the way out."""
         code = await asyncio.to_thread(self._index_code, files) if depth == 0 else None
+        repo = self.config.repository if depth == 0 else None
+        repository = RepoInfo(str(repo["name"]), repo.get("commit"), repo.get("remote_url")) if repo else None
+        handoff = Handoff.of(files, code, repository)
         scratch = Path(tempfile.mkdtemp(prefix=f"rlm-depth{depth}-"))
         try:
-            worker = WorkerProcess(Handoff(files, code[0] if code else None), scratch)
+            worker = WorkerProcess(handoff, scratch)
             try:
                 await worker.start()
-                if code:
-                    worker.describe["code"] = code[1]
-                if depth == 0 and self.config.repository:
-                    worker.describe["repository"] = self.config.repository
                 for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
                     self.sink.emit(Notice(warning, level="warning"))
                 yield worker
@@ -167,7 +168,7 @@ class Run:
                         sub_model=self.config.sub.model,
                         limits=asdict(self.config.limits),
                         version=__version__,
-                        context=worker.describe,
+                        context=worker.summary,
                         question=self.config.question,
                     )
                 )
@@ -183,7 +184,7 @@ class Run:
             )
             return await loop.run(question)
 
-    def _index_code(self, files: Mapping[str, str]) -> tuple[CodeIndex, dict[str, Any]] | None:
+    def _index_code(self, files: Mapping[str, str]) -> tuple[CodeIndex, CodeSummary] | None:
         """Parse the code (all cores, cached) for the worker's code graph.
 
         Returns the index and the summary the prompt states, or None when nothing is code.
@@ -192,9 +193,8 @@ class Run:
         summary = index.summary()
         if not summary["symbols"]:  # prose and data (Markdown, JSON) parse, but hold no code to query
             return None
-        keep = ("parsed_files", "languages", "symbols", "symbols_by_kind", "text_only", "index_time_s")
         self.sink.emit(Notice(_code_notice(summary)))
-        return index, {k: summary[k] for k in keep}
+        return index, CodeSummary.of(summary)
 
     async def _sub_rlm(self, question: str, context: str, depth: int) -> str:
         """A recursive sub-RLM: its own worker over `context`, driven by the sub-model."""

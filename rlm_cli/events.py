@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Protocol
 
+from rlm_cli.sources.summary import ContextSummary
+
 
 @dataclass(frozen=True)
 class Event:
@@ -39,7 +41,7 @@ class RunStart(Event):
     sub_model: str
     limits: dict[str, Any]
     version: str
-    context: dict[str, Any]  # describe(): sizes and paths, never the text
+    context: ContextSummary  # sizes and paths, never the text; a JSON object in the trajectory
     question: str
     depth: int = 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -313,15 +312,6 @@ def test_engine_imports_neither_typer_nor_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "[]"
-
-
-def test_index_pickles_without_its_tables(index: CodeIndex) -> None:
-    index.symbols()
-    index.graph  # noqa: B018 - builds the cached tables
-    copy = pickle.loads(pickle.dumps(index))
-    assert set(vars(copy)) == {"files", "entries", "stats", "_references"}
-    assert copy.symbols() == index.symbols()
-    assert copy.callers("save") == index.callers("save")
 
 
 def test_pool_when_other_threads_run() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import subprocess
@@ -94,7 +93,6 @@ def test_empty_context() -> None:
     assert dict(context.files) == {}
     assert context.grep("x") == []
     assert context.chunks() == []
-    assert context.describe()["files"] == 0
 
 
 def test_module_imports_only_the_standard_library() -> None:
@@ -274,24 +272,3 @@ def test_chunks_are_fast_on_fifty_megabytes() -> None:
     assert sum(map(len, chunks)) == len(context)
     assert chunks[-1].end_line == context.count("\n")
     assert elapsed < 3.0, f"took {elapsed:.2f}s"
-
-
-# --- describe -------------------------------------------------------------------------------
-
-
-def test_describe_gives_shape_without_text() -> None:
-    files = {f"pkg/mod{i}.py": f"SECRET_{i} = 'do not leak'\n" * (i + 1) for i in range(25)}
-    files["README"] = "SECRET readme\n"
-    files["web/app.TS"] = "SECRET ts\n"
-    context = Context(files)
-    info = context.describe()
-    assert info["type"] == "Context (str)"
-    assert info["chars"] == len(context)
-    assert info["lines"] == len(context.splitlines())
-    assert info["files"] == 27
-    assert info["paths"] == list(files)[:20]
-    assert info["largest_files"][0] == ("pkg/mod24.py", len(files["pkg/mod24.py"]))
-    assert len(info["largest_files"]) == 5
-    assert info["extensions"] == {".py": 25, "(none)": 1, ".ts": 1}
-    dumped = json.dumps(info)
-    assert "SECRET" not in dumped and "leak" not in dumped

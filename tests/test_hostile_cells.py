@@ -64,7 +64,7 @@ def run_cells(
     policy = Policy.for_context(scratch, 10, environ=env or {})
 
     async def scenario() -> tuple[list[CellOutcome], WorkerProcess]:
-        worker = WorkerProcess(Handoff({"in.txt": "0123456789"}), scratch, policy=policy)
+        worker = WorkerProcess(Handoff.of({"in.txt": "0123456789"}), scratch, policy=policy)
         outcomes = []
         try:
             await worker.start()

@@ -14,7 +14,7 @@ from rlm_cli.worker.repl import CappedWriter
 
 
 def start_worker(tmp_path: Path, files: dict[str, str]) -> WorkerProcess:
-    return WorkerProcess(Handoff(files), tmp_path)
+    return WorkerProcess(Handoff.of(files), tmp_path)
 
 
 async def no_llm(request: LlmRequest) -> list[dict[str, str]]:
@@ -25,14 +25,14 @@ def test_cells_share_state_and_report_errors(tmp_path: Path) -> None:
     async def scenario() -> list:
         worker = start_worker(tmp_path, {"a.txt": "hello\n", "b.txt": "world\n"})
         try:
-            describe = await worker.start()
+            await worker.start()
             run = lambda i, code: worker.execute(i, code, timeout=30, max_output_chars=1000, on_llm=no_llm)  # noqa: E731
-            return [describe, await run(1, "n = len(context.files)\nn"), await run(2, "print(n * 2)\nundefined_name")]
+            return [worker.summary, await run(1, "n = len(context.files)\nn"), await run(2, "print(n * 2)\nundefined_name")]
         finally:
             await worker.close()
 
-    describe, first, second = asyncio.run(scenario())
-    assert describe["files"] == 2 and "hello" not in str(describe)
+    summary, first, second = asyncio.run(scenario())
+    assert summary.files == 2 and "hello" not in str(summary)
     assert first.output.strip() == "2" and first.error is None  # the last expression is echoed, no Out[n]
     assert second.output.startswith("4\n") and second.error == "NameError"
     assert "undefined_name" in second.output
@@ -136,7 +136,7 @@ def test_the_worker_environment_is_an_allow_list(tmp_path: Path, monkeypatch: py
     assert env["PATH"] == "/usr/bin" and env["HOME"] == str(tmp_path)
 
     async def scenario() -> ExecuteReply:
-        worker = WorkerProcess(Handoff({"x": "data"}), tmp_path)  # its env is built from the host's
+        worker = WorkerProcess(Handoff.of({"x": "data"}), tmp_path)  # its env is built from the host's
         try:
             await worker.start()
             return await worker.execute(1, "import os\nprint(sorted(os.environ), os.getcwd())", timeout=30, max_output_chars=5000, on_llm=no_llm)
@@ -156,3 +156,4 @@ def test_protocol_round_trip_and_rejects_garbage() -> None:
     for garbage in (b"not json", b'{"type": "nope", "v": 1}', b'{"type": "llm_request", "v": 99, "req_id": 1, "prompts": []}'):
         with pytest.raises(ProtocolError):
             decode(garbage)
+

@@ -70,13 +70,6 @@ class CodeIndex:
         self.stats = stats
         self._references: dict[str, list[Reference]] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Ship the plain data only; every table is rebuilt on first use on the other side.
-        return {"files": self.files, "entries": self.entries, "stats": self.stats}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["files"], state["entries"], state["stats"])  # type: ignore[misc]
-
     def __repr__(self) -> str:
         parsed = sum(1 for e in self.entries.values() if e.status in PARSED)
         symbols = sum(len(e.symbols) for e in self.entries.values())

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from rlm_cli.errors import UsageError
+from rlm_cli.safetext import visible
+from rlm_cli.sources.summary import ContextSummary
 
 SYSTEM = """\
 You answer a question about an input that is far too large to read at once. The input is loaded \
@@ -252,42 +253,40 @@ def guidance_for(model: str) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def describe_context(describe: dict[str, Any]) -> str:
-    """The context's metadata in a few lines; `describe` never holds the input's text."""
-    chars = int(describe.get("chars", 0))
+def describe_context(summary: ContextSummary) -> str:
+    """The context's metadata in a few lines; file names with control characters escaped."""
     lines = [
-        f"- type: {describe.get('type', 'str')}",
-        f"- size: {chars:,} characters (~{chars // 4:,} tokens), {int(describe.get('lines', 0)):,} lines",
+        f"- type: {summary.type}",
+        f"- size: {summary.chars:,} characters (~{summary.chars // 4:,} tokens), {summary.lines:,} lines",
     ]
-    files = int(describe.get("files", 1))
-    paths = list(describe.get("paths", []))
-    if files > 1:
-        shown = ", ".join(paths[:20]) + (f", ... ({files - len(paths[:20])} more)" if files > 20 else "")
-        lines.append(f"- files: {files:,}: {shown}")
-        extensions = describe.get("extensions") or {}
-        if extensions:
-            top = sorted(extensions.items(), key=lambda kv: -kv[1])[:10]
-            lines.append("- by extension: " + ", ".join(f"{ext or '(none)'} {n}" for ext, n in top))
+    paths = [visible(path, one_line=True) for path in summary.paths]
+    if summary.files > 1:
+        shown = ", ".join(paths) + (f", ... ({summary.files - len(paths)} more)" if summary.files > len(paths) else "")
+        lines.append(f"- files: {summary.files:,}: {shown}")
+        top = sorted(summary.extensions.items(), key=lambda kv: -kv[1])[:10]
+        if top:
+            lines.append("- by extension: " + ", ".join(f"{visible(ext, one_line=True) or '(none)'} {n}" for ext, n in top))
     elif paths:
         lines.append(f"- one file: {paths[0]}")
-    repository = describe.get("repository")
-    if repository:
-        commit = (repository.get("commit") or "")[:12]
-        remote = f" from {repository['remote_url']}" if repository.get("remote_url") else ""
-        lines.append(f"- git repository {repository.get('name')}{remote}" + (f" at commit {commit}" if commit else ""))
-    code = describe.get("code")
+    repo = summary.repository
+    if repo:
+        commit = (repo.commit or "")[:12]
+        remote = f" from {visible(repo.remote_url, one_line=True)}" if repo.remote_url else ""
+        name = visible(repo.name, one_line=True)
+        lines.append(f"- git repository {name}{remote}" + (f" at commit {commit}" if commit else ""))
+    code = summary.code
     if code:
-        languages = ", ".join(f"{lang} {n}" for lang, n in code["languages"].items())
-        kinds = ", ".join(f"{n:,} {kind}" for kind, n in code["symbols_by_kind"].items())
-        lines.append(f"- code: {code['parsed_files']:,} files parsed ({languages}); symbols: {kinds or 'none'}")
+        languages = ", ".join(f"{lang} {n}" for lang, n in code.languages.items())
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in code.symbols_by_kind.items())
+        lines.append(f"- code: {code.parsed_files:,} files parsed ({languages}); symbols: {kinds or 'none'}")
     return "\n".join(lines)
 
 
-def system_prompt(profile: PromptProfile, model: str, describe: dict[str, Any], sub_chars: int) -> str:
+def system_prompt(profile: PromptProfile, model: str, summary: ContextSummary, sub_chars: int) -> str:
     return profile.system.format(
-        code=profile.code_tools if describe.get("code") else "",
+        code=profile.code_tools if summary.code else "",
         guidance=guidance_for(model),
-        description=describe_context(describe),
+        description=describe_context(summary),
         sub_chars=f"{sub_chars:,}",
         chunk_chars=f"{min(profile.max_chunk_chars, max(1000, sub_chars * 3 // 4 // 1000 * 1000))}",
     )

@@ -80,7 +80,7 @@ class RootLoop:
 
     async def run(self, question: str) -> LoopResult:
         limits = self._budget.limits
-        system = system_prompt(self._profile, self._client.model, self._worker.describe, self._sub_chars)
+        system = system_prompt(self._profile, self._client.model, self._worker.summary, self._sub_chars)
         messages = [
             {"role": "system", "content": system},
             {"role": "user", "content": self._first_turn(question)},
@@ -127,7 +127,7 @@ class RootLoop:
         return LoopResult(None, "limit", iteration - 1, reason)
 
     def _first_turn(self, question: str) -> str:
-        hint = self._profile.code_hint if self._worker.describe.get("code") else ""
+        hint = self._profile.code_hint if self._worker.summary.code else ""
         return self._profile.first_turn.format(question=question, budget=self._budget.summary(1), code_hint=hint)
 
     async def _ask(self, messages: list[dict[str, str]], iteration: int) -> tuple[str, bool]:

@@ -5,7 +5,7 @@ stay free of third-party imports (and of imports from the rest of rlm).
 
 The text is what the paper's prompts expect to slice and search: with one file it is that file's
 text unchanged; with several, each file's text follows a header line `=== FILE: <path> ===` and
-ends with a newline. On top of the text, `files`, `grep`, `chunks` and `describe` give the root
+ends with a newline. On top of the text, `files`, `grep` and `chunks` give the root
 model structure without it having to re-derive file boundaries or line numbers.
 
 Memory: a one-file context keeps a single copy of its text. `files` then maps the one path to
@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
-import posixpath
 import re
 import types
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -240,25 +238,6 @@ class Context(str):
     def graph(self) -> Any:
         """The code graph as a networkx.MultiDiGraph (files, symbols; defines/contains/imports/calls)."""
         return self._code_index().graph
-
-    def describe(self) -> dict[str, Any]:
-        """Size and shape for the root prompt; never any of the input's text."""
-        sizes = [(path, len(self._text(i))) for i, path in enumerate(self._paths)]
-        lines = self.count("\n") + (1 if self and not self.endswith("\n") else 0)
-        extensions = Counter(_extension(path) for path in self._paths)
-        return {
-            "type": "Context (str)",
-            "chars": len(self),
-            "lines": lines,
-            "files": len(self._paths),
-            "paths": list(self._paths[:20]),
-            "largest_files": sorted(sizes, key=lambda item: item[1], reverse=True)[:5],
-            "extensions": dict(extensions.most_common()),
-        }
-
-
-def _extension(path: str) -> str:
-    return posixpath.splitext(posixpath.basename(path))[1].lower() or "(none)"
 
 
 def _grep_text(

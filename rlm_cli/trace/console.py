@@ -113,9 +113,8 @@ class ConsoleTrace:
 
     def _run_start(self, event: RunStart) -> None:
         ctx = event.context
-        chars = int(ctx.get("chars", 0))
-        files = int(ctx.get("files", 1))
-        where = f"{files:,} files" if files > 1 else (ctx.get("paths") or ["input"])[0]
+        chars = ctx.chars
+        where = f"{ctx.files:,} files" if ctx.files > 1 else (ctx.paths or ("input",))[0]
         sub = f" · sub-calls: {event.sub_model}" if event.sub_model != event.model else ""
         self.console.print(
             Text.assemble(

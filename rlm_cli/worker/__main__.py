@@ -37,7 +37,7 @@ def serve(link: HostLink, isolation: dict[str, str]) -> None:
         if isinstance(message, InitRequest):
             context = handoff.load(message.context_fd)
             repl = Repl(context, link)
-            link.send(InitReply(describe=context.describe(), isolation=isolation))
+            link.send(InitReply(isolation=isolation))
         elif isinstance(message, ExecuteRequest):
             if repl is None:
                 raise ProtocolError("execute_request before init_request")

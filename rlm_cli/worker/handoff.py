@@ -1,5 +1,8 @@
 """The hand-off of the input from the host to a worker: one blob, one format, one module.
 
+`Handoff.of(files, code, repository)` is built once by the host: the files, the parsed code
+index, and the `ContextSummary` the prompt states (the worker never describes itself).
+
 The host writes the files' texts and the parsed code index into an anonymous, sealed memory
 file (`memfd_create`, then F_SEAL_WRITE/GROW/SHRINK/SEAL) that the worker inherits as a file
 descriptor, maps and decodes. No path is involved, so nothing in the scratch directory (which
@@ -39,6 +42,8 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the worker imports this module before it is confined: keep it light
     from rlm_cli.codegraph.index import CodeIndex
     from rlm_cli.sources.context import Context
+    from rlm_cli.sources.git import RepoInfo
+    from rlm_cli.sources.summary import CodeSummary, ContextSummary
 
 FORMAT = 1
 MAGIC = b"RLMHAND1"
@@ -48,10 +53,24 @@ SLICE_CHARS = 1 << 22  # characters encoded at a time: the host never holds a wh
 
 @dataclass(frozen=True)
 class Handoff:
-    """What a worker is given at every start: the files and, for code, the parsed index."""
+    """What a worker is given at every start: the files and, for code, the parsed index;
+    and what the host says about them (`summary`)."""
 
     files: Mapping[str, str]
+    summary: ContextSummary
     code: CodeIndex | None = None
+
+    @classmethod
+    def of(
+        cls,
+        files: Mapping[str, str],
+        code: tuple[CodeIndex, CodeSummary] | None = None,
+        repository: RepoInfo | None = None,
+    ) -> Handoff:
+        from rlm_cli.sources.summary import ContextSummary
+
+        index, code_summary = code if code is not None else (None, None)
+        return cls(files, ContextSummary.of(files, code_summary, repository), index)
 
     def open(self) -> tuple[int, int]:
         """A new descriptor holding the blob, sealed where the OS can, and its size in bytes.

@@ -26,10 +26,10 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import rlm_cli
 from rlm_cli.errors import WorkerError
+from rlm_cli.sources.summary import ContextSummary
 from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.protocol import (
     HEADER_SIZE,
@@ -135,17 +135,21 @@ class WorkerProcess:
         self._writer: asyncio.StreamWriter | None = None
         self._tail = OutputTail()
         self._draining: asyncio.Task[None] | None = None
-        self.describe: dict[str, Any] = {}
         self.isolation: dict[str, str] = {}  # mechanism -> what is in force (sandbox.confine)
         self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
         self._busy = False  # a cell is running: on close, kill at once rather than ask politely
 
     @property
+    def summary(self) -> ContextSummary:
+        """What the prompt says about the context: built by the host, never asked of the worker."""
+        return self._handoff.summary
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    async def start(self) -> dict[str, Any]:
-        """Spawn the worker and hand it the context; returns the context's description."""
+    async def start(self) -> None:
+        """Spawn the worker and hand it the context."""
         context_fd, size = await asyncio.to_thread(self._handoff.open)
         host_end, worker_end = socket.socketpair()
         try:
@@ -189,10 +193,8 @@ class WorkerProcess:
         if not isinstance(reply, InitReply):
             await self.close()
             raise WorkerError(f"worker answered init with {reply.type}")
-        self.describe = reply.describe
         self.isolation = {**reply.isolation, "processes": processes}
         self.warnings = warnings_for(self.isolation)
-        return reply.describe
 
     def _limit_processes(self, pid: int) -> str:
         """Cap the worker's process count: RLIMIT_NPROC in the worker, or a pids cgroup for root."""

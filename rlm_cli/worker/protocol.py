@@ -5,7 +5,7 @@ runs code written by a model that read untrusted text, so nothing it sends may b
 code in the host. Each message carries `type` and the protocol version `v`.
 
     host -> worker                         worker -> host
-    init_request     {context_file}        init_reply     {describe, isolation}
+    init_request     {context_fd}          init_reply     {isolation}
     execute_request  {cell_id, code,       execute_reply  {cell_id, output, output_chars,
                       max_output_chars}                    error, final, restored, duration_s}
     llm_reply        {req_id, results}     llm_request    {req_id, prompts, model,
@@ -25,7 +25,7 @@ import struct
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-VERSION = 1
+VERSION = 2
 _HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 1 << 31  # a FINAL_VAR of a big value still fits; a corrupt header does not
 
@@ -51,7 +51,6 @@ class InitRequest(Message):
 @dataclass(frozen=True)
 class InitReply(Message):
     type: ClassVar[str] = "init_reply"
-    describe: dict[str, Any]
     isolation: dict[str, str] = field(default_factory=dict)  # sandbox.confine's report
 
 
