@@ -200,21 +200,22 @@ def test_writing_garbage_to_the_host_socket_restarts_the_worker(tmp_path: Path) 
 
 def test_a_thread_that_outlives_its_cell_cannot_make_sub_calls_and_is_gone_at_the_end(tmp_path: Path) -> None:
     code = (
-        "import threading, time\nerrors = []\n"
+        "import threading, time\nerrors, served = [], []\n"
         "def loop():\n"
         "    while True:\n"
         "        time.sleep(0.05)\n"
-        "        try:\n            llm_query('from a thread')\n"
+        "        try:\n            served.append(llm_query('from a thread'))\n"
         "        except Exception as exc:\n            errors.append(str(exc))\n"
         "threading.Thread(target=loop).start()"
     )
     pids: list[int] = []
     started = time.monotonic()
-    (_, later, _), _ = run_cells(
-        tmp_path, code, "import time\ntime.sleep(0.5)", "print(llm_query('main'), any('outlived' in e for e in errors))",
+    (_, later, last), _ = run_cells(
+        tmp_path, code, "import time\ntime.sleep(0.5)", "print(llm_query('main'), served, any('outlived' in e for e in errors))",
         after=lambda w: pids.append(w.pid or 0),
     )
     assert later.error is None
+    assert last.output.strip() == "echo:main [] True"  # not one of the thread's calls was served
     assert time.monotonic() - started < 15  # close did not wait on the thread
     time.sleep(0.2)
     assert not _alive(pids[0])

@@ -157,3 +157,28 @@ def test_protocol_round_trip_and_rejects_garbage() -> None:
         with pytest.raises(ProtocolError):
             decode(garbage)
 
+
+def test_a_leftover_thread_cannot_end_a_later_cell(tmp_path: Path) -> None:
+    async def scenario() -> list[ExecuteReply]:
+        worker = start_worker(tmp_path, {"x": "data"})
+        try:
+            await worker.start()
+            run = lambda i, code: worker.execute(i, code, timeout=30, max_output_chars=1000, on_llm=no_llm)  # noqa: E731
+            leftover = (
+                "import threading, time\nrefusals = []\nanswer = 'stale'\n"
+                "def loop():\n"
+                "    while True:\n"
+                "        for end in (lambda: FINAL('stale'), lambda: FINAL_VAR('answer')):\n"
+                "            try:\n                end()\n"
+                "            except Exception as exc:\n                refusals.append(str(exc))\n"
+                "        time.sleep(0.01)\n"
+                "threading.Thread(target=loop, daemon=True).start()\ntime.sleep(0.05)"
+            )
+            return [await run(1, leftover), await run(2, "time.sleep(0.3)"), await run(3, "print(refusals[-1])")]
+        finally:
+            await worker.close()
+
+    first, later, seen = asyncio.run(scenario())
+    assert first.final == "stale"  # during its own cell, a thread the cell started may answer
+    assert later.final is None and later.error is None
+    assert "outlived the cell" in seen.output

@@ -237,7 +237,10 @@ class WorkerProcess:
                     crash = await self._death_note(exc)
                     await self._restart()
                     return CellOutcome("", 0, "WorkerDied", None, (), 0.0, restarted=True, crash=crash)
-                if isinstance(message, LlmRequest):
+                if isinstance(message, LlmRequest) and message.cell_id != cell_id:
+                    refused = {"error": f"refused: a sub-call from cell {message.cell_id} arrived while cell {cell_id} runs"}
+                    self._send(LlmReply(req_id=message.req_id, results=[refused] * len(message.prompts)))
+                elif isinstance(message, LlmRequest):
                     task = asyncio.ensure_future(self._serve(message, on_llm))
                     serving.add(task)
                     task.add_done_callback(serving.discard)

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 VERSION = 2
 _HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 1 << 31  # a FINAL_VAR of a big value still fits; a corrupt header does not
+MAX_BATCH = 10_000  # prompts in one llm_request
 
 
 class ProtocolError(Exception):
@@ -82,6 +83,7 @@ class LlmRequest(Message):
     model: str | None = None
     recursive: bool = False  # from rlm_query: a sub-RLM while depth allows
     contexts: list[str | None] | None = None  # rlm_query's context argument, one per prompt
+    cell_id: int | None = None  # the cell that asks; the host serves only the running cell
 
 
 @dataclass(frozen=True)

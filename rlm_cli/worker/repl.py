@@ -19,6 +19,7 @@ from typing import Any
 
 from rlm_cli.sources.context import Context
 from rlm_cli.worker.protocol import (
+    MAX_BATCH,
     BlockingChannel,
     ExecuteReply,
     LlmReply,
@@ -41,6 +42,47 @@ RESERVED = (
 
 class SubcallError(RuntimeError):
     """A sub-call failed; the message says why in words the model can act on."""
+
+
+class OutlivedCellError(RuntimeError):
+    """A thread that outlived the cell that started it called a REPL function."""
+
+
+class CellGate:
+    """Which threads may act for the running cell: sub-calls and FINAL/FINAL_VAR check it.
+
+    Every thread alive when a cell starts, other than the main thread that runs every cell,
+    belongs to an earlier cell: its calls are refused, and so is any call between cells. One
+    mechanism for both, so a leftover thread can neither have its sub-calls served in a later
+    cell nor end a later cell's turn. Threads are told apart by their kernel thread id where
+    /proc lists them (ids are not reused within a run), by Python's thread ident elsewhere.
+    """
+
+    def __init__(self) -> None:
+        self.cell_id: int | None = None
+        self._older: set[int] = set()
+        self._ident = threading.get_ident
+
+    def open(self, cell_id: int) -> None:
+        try:
+            self._older = {int(task) for task in os.listdir("/proc/self/task")}
+            self._ident = threading.get_native_id
+        except OSError:
+            self._older = set(sys._current_frames())
+            self._ident = threading.get_ident
+        self._older.discard(self._ident())
+        self.cell_id = cell_id
+
+    def close(self) -> None:
+        self.cell_id = None
+
+    def check(self, what: str) -> int:
+        """The running cell's id, or OutlivedCellError when the calling thread is not its own."""
+        if self.cell_id is None or self._ident() in self._older:
+            raise OutlivedCellError(
+                f"{what} refused: this thread outlived the cell that started it; call {what} in the cell itself"
+            )
+        return self.cell_id
 
 
 class CappedWriter(io.TextIOBase):
@@ -97,7 +139,7 @@ class HostLink:
 
     Every send and receive holds one lock, so a thread a cell started cannot read a message
     meant for the main loop, nor interleave its bytes with a reply. Sub-calls are served only
-    while a cell runs, and only from the worker process itself, not from a fork of it.
+    for the running cell (`gate`), and only from the worker process itself, not from a fork.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -105,7 +147,7 @@ class HostLink:
         self._lock = threading.Lock()
         self._next_id = 0
         self.pid = os.getpid()
-        self.in_cell = False
+        self.gate = CellGate()
 
     def receive(self) -> Message:
         with self._lock:
@@ -121,12 +163,13 @@ class HostLink:
         """Plain sub-calls, or (with `contexts`) recursive sub-RLMs over those contexts."""
         if os.getpid() != self.pid:
             raise SubcallError("sub-calls cannot be made from a forked process; call llm_query in the cell itself")
+        if len(prompts) > MAX_BATCH:
+            raise ValueError(f"a batch holds at most {MAX_BATCH:,} prompts, not {len(prompts):,}; send several batches")
         with self._lock:
-            if not self.in_cell:
-                raise SubcallError("sub-calls can only be made while a cell runs (a thread outlived its cell)")
+            cell_id = self.gate.check("sub-calls")
             self._next_id += 1
             req_id = self._next_id
-            request = LlmRequest(req_id, prompts, model, recursive=contexts is not None, contexts=contexts)
+            request = LlmRequest(req_id, prompts, model, recursive=contexts is not None, contexts=contexts, cell_id=cell_id)
             self._channel.send(request)
             while True:
                 reply = self._channel.receive()
@@ -215,6 +258,7 @@ class Repl:
 
         def FINAL(answer: object) -> None:
             """End the run with str(answer)."""
+            link.gate.check("FINAL")
             if self._final is None:
                 self._final = str(answer)
 
@@ -222,6 +266,7 @@ class Repl:
             """End the run with the value of the variable called `name`, of any size."""
             if not isinstance(name, str):
                 raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
+            link.gate.check("FINAL_VAR")
             key = name.strip().strip("'\"")
             if key not in self._shell.user_ns:
                 raise NameError(f"FINAL_VAR: no variable named {key!r}; define it first, or use FINAL(value)")
@@ -274,7 +319,7 @@ class Repl:
         error: str | None = None
         sys.stdout = sys.stderr = out
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the host's cell timeout
-        self._link.in_cell = True
+        self._link.gate.open(cell_id)
         try:
             result = self._shell.run_cell(code, store_history=True)
             exc = result.error_before_exec or result.error_in_exec
@@ -285,7 +330,7 @@ class Repl:
         finally:
             if os.getpid() != self._link.pid:  # a fork of the worker finished the cell: it must not answer
                 os._exit(0)
-            self._link.in_cell = False
+            self._link.gate.close()
             signal.signal(signal.SIGINT, previous)
             sys.stdout, sys.stderr = saved
         return ExecuteReply(
