@@ -1,13 +1,16 @@
-"""The host trusts nothing the worker controls: cells that turn the scratch directory against it.
+"""The host trusts nothing the worker controls: cells that turn the scratch directory or the
+channel to the host against it.
 
 Once a worker runs, the host never opens, reads or follows a path inside the scratch directory
-(issue 9, rule 1). Each test is a cell that plants something there — a symlink where a log
-used to be, a forged context file — then crashes the worker, and checks through the real CLI
-against the scripted server that the host's files, prompts and memory are as they were.
+(issue 9, rule 1). Those tests are cells that plant something there — a symlink where a log
+used to be, a forged context file — then crash the worker, and check through the real CLI
+against the scripted server that the host's files, prompts and memory are as they were. The
+others write well-framed but hostile messages on the host socket, through a real worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
@@ -18,6 +21,10 @@ from pathlib import Path
 import pytest
 from conftest import Ran, run_rlm
 from scripted_server import last_user_text
+
+from rlm_cli.worker.handoff import Handoff
+from rlm_cli.worker.process import CellOutcome, WorkerProcess
+from rlm_cli.worker.protocol import VERSION, LlmRequest
 
 CANARY = "sk-canary-host-trust-5d1e"
 
@@ -151,3 +158,100 @@ def test_cleanup_removes_the_scratch_directory_without_following_links(scripted_
     scratch = Path(seen[0])
     assert scratch.name.startswith("rlm-depth0-") and not os.path.lexists(scratch)
     assert (keep / "top.txt").read_text() == "kept" and (keep / "sub" / "file.txt").read_text() == "kept"
+
+
+# -- hostile messages on the host socket ---------------------------------------------------------
+
+_SEND = (  # the inherited socket to the host is the worker's only socket; frame `body` onto it
+    "import os, socket, stat, struct, time\n"
+    "def _is_sock(n):\n    try:\n        return stat.S_ISSOCK(os.fstat(n).st_mode)\n    except OSError:\n        return False\n"
+    "fd = next(n for n in range(3, 256) if _is_sock(n))\n"
+    "socket.socket(fileno=os.dup(fd)).sendall(struct.pack('>I', len(body)) + body)\n"
+    "time.sleep(20)\n"
+)
+
+
+def _request(**fields: object) -> bytes:
+    return json.dumps({"type": "llm_request", "v": VERSION, "req_id": 1, "cell_id": 1, **fields}).encode()
+
+
+HOSTILE = {
+    "deep": b'{"type": "llm_request", "v": %d, "req_id": 1, "prompts": ' % VERSION + b"[" * 200_000 + b"]" * 200_000 + b"}",
+    "prompts-not-a-list": _request(prompts=5),
+    "prompts-not-strings": _request(prompts=[1, {"a": 2}]),
+    "huge-batch": _request(prompts=[""] * 1_000_000),
+    "contexts-a-string": _request(prompts=["a"], contexts="x"),
+    "contexts-too-few": _request(prompts=["a", "b"], contexts=[None]),
+    "model-a-dict": _request(prompts=["a"], model={"x": 1}),
+    "final-a-dict": json.dumps(
+        {"type": "execute_reply", "v": VERSION, "cell_id": 1, "output": "", "output_chars": 0, "error": None, "final": {"a": 1}}
+    ).encode(),
+    "cell-id-a-bool": json.dumps(
+        {"type": "execute_reply", "v": VERSION, "cell_id": True, "output": "", "output_chars": 0, "error": None, "final": "x"}
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_message_restarts_the_worker_and_the_run_goes_on(tmp_path: Path, name: str) -> None:
+    served: list[LlmRequest] = []
+
+    async def on_llm(request: LlmRequest) -> list[dict[str, str]]:
+        served.append(request)
+        return [{"text": "served"} for _ in request.prompts]
+
+    async def scenario() -> tuple[CellOutcome, CellOutcome]:
+        worker = WorkerProcess(Handoff.of({"in.txt": "0123456789"}), tmp_path)
+        try:
+            await worker.start()
+            code = f"body = {HOSTILE[name]!r}\n{_SEND}"
+            hostile = await worker.execute(1, code, timeout=60, max_output_chars=1000, on_llm=on_llm)
+            after = await worker.execute(2, "print(len(context))", timeout=30, max_output_chars=1000, on_llm=on_llm)
+            return hostile, after
+        finally:
+            await worker.close()
+
+    hostile, after = asyncio.run(scenario())
+    assert hostile.restarted and hostile.final is None and not hostile.timed_out
+    assert "refused" in (hostile.crash or "")
+    assert not served
+    assert after.output.strip() == "10"
+
+
+def test_a_sub_call_stamped_with_another_cell_is_refused(tmp_path: Path) -> None:
+    async def on_llm(request: LlmRequest) -> list[dict[str, str]]:
+        raise AssertionError("a request for another cell was served")
+
+    forged = _request(prompts=["a"], cell_id=7)
+    reply = (
+        "import json\nn = struct.unpack('>I', socket.socket(fileno=os.dup(fd)).recv(4))[0]\n"
+        "print(socket.socket(fileno=os.dup(fd)).recv(n).decode())"
+    )
+    code = f"body = {forged!r}\n" + _SEND.replace("time.sleep(20)\n", reply)
+
+    async def scenario() -> CellOutcome:
+        worker = WorkerProcess(Handoff.of({"in.txt": "x"}), tmp_path)
+        try:
+            await worker.start()
+            return await worker.execute(1, code, timeout=30, max_output_chars=2000, on_llm=on_llm)
+        finally:
+            await worker.close()
+
+    outcome = asyncio.run(scenario())
+    assert not outcome.restarted and outcome.error is None, outcome.output
+    assert "refused: a sub-call from cell 7 arrived while cell 1 runs" in outcome.output
+
+
+def test_a_200000_deep_message_is_told_to_the_model_and_the_run_answers(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("0123456789")
+    code = f"body = b'{{\"type\": \"llm_request\", \"v\": {VERSION}, \"prompts\": ' + b'[' * 200_000 + b']' * 200_000 + b'}}'\n"
+
+    def after(messages: list[dict]) -> str:
+        said = last_user_text(messages)
+        assert "refused" in said and "restarted" in said
+        return repl("FINAL(len(context))")
+
+    server = scripted_server([repl(code + _SEND), after])
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args())
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == "10\n"

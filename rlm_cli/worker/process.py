@@ -233,7 +233,10 @@ class WorkerProcess:
                     continue
                 try:
                     message = reading.result()
-                except (EOFError, ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
+                except ProtocolError as exc:  # alive but misbehaving: stop it rather than believe it
+                    await self._restart()
+                    return CellOutcome("", 0, "WorkerDied", None, (), 0.0, restarted=True, crash=f"sent a message the host refused ({exc}) and was stopped")
+                except (EOFError, ConnectionError, asyncio.IncompleteReadError) as exc:
                     crash = await self._death_note(exc)
                     await self._restart()
                     return CellOutcome("", 0, "WorkerDied", None, (), 0.0, restarted=True, crash=crash)

@@ -14,7 +14,18 @@ code in the host. Each message carries `type` and the protocol version `v`.
 
 While a cell runs, the worker may send any number of `llm_request`s; each blocks the cell until
 the host answers with the `llm_reply` of the same `req_id`. A result is `{"text": ...}` or
-`{"error": ...}`, one per prompt, in order.
+`{"error": ...}`, one per prompt, in order. An `llm_request` carries the `cell_id` of the cell it
+was made for; the host refuses (with an error result per prompt) any other cell's request.
+
+`decode` believes nothing: a body must be JSON (nested too deep for the parser's recursion limit,
+it is refused like any other malformed body), of a known type and version, with
+every field of the declared type (`bool` is not an `int`), no list or dict longer than
+MAX_BATCH items (`restored` and `isolation`: MAX_NAMES), and `contexts`, when present, one per
+prompt. Anything else is a ProtocolError; the host answers one from a live worker by stopping
+and restarting it and telling the model, never by failing the run.
+
+Version 2: the context travels as an inherited descriptor (`context_fd`), `init_reply` no
+longer describes the context, `llm_request` carries `cell_id`.
 """
 
 from __future__ import annotations
@@ -22,13 +33,17 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from functools import cache
+from typing import Any, ClassVar, Union
 
 VERSION = 2
 _HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 1 << 31  # a FINAL_VAR of a big value still fits; a corrupt header does not
-MAX_BATCH = 10_000  # prompts in one llm_request
+MAX_BATCH = 10_000  # prompts in one llm_request; items in any list of a message
+MAX_NAMES = 64  # items in `restored` and `isolation`
 
 
 class ProtocolError(Exception):
@@ -110,19 +125,61 @@ def encode(message: Message) -> bytes:
 
 
 def decode(body: bytes) -> Message:
+    """The message in `body`, checked against its class; ProtocolError for anything else."""
     try:
         data = json.loads(body.decode("utf-8", "surrogatepass"))
         cls = _TYPES[data.pop("type")]
         version = data.pop("v")
-    except (ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise ProtocolError(f"malformed message: {exc}") from exc
+    except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as exc:
+        raise ProtocolError(f"malformed message: {type(exc).__name__}") from exc
     if version != VERSION:
-        raise ProtocolError(f"protocol version {version}, expected {VERSION}")
-    names = {f.name for f in fields(cls)}
+        raise ProtocolError(f"protocol version {version!r:.20}, expected {VERSION}")
+    hints = _field_types(cls)
+    values = {k: v for k, v in data.items() if k in hints}
+    for name, value in values.items():
+        limit = MAX_NAMES if name in ("restored", "isolation") else MAX_BATCH
+        if not _conforms(value, hints[name], limit):
+            raise ProtocolError(f"malformed {cls.type}: {name} is not {_shown(hints[name], limit)}")
     try:
-        return cls(**{k: v for k, v in data.items() if k in names})
+        message = cls(**values)
     except TypeError as exc:
         raise ProtocolError(f"malformed {cls.type}: {exc}") from exc
+    if isinstance(message, LlmRequest) and message.contexts is not None and len(message.contexts) != len(message.prompts):
+        raise ProtocolError("malformed llm_request: contexts must hold one entry per prompt")
+    return message
+
+
+@cache
+def _field_types(cls: type[Message]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def _conforms(value: Any, hint: Any, limit: int) -> bool:
+    """Whether the decoded JSON `value` is of the declared type `hint`."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_conforms(value, arg, limit) for arg in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and len(value) <= limit and all(_conforms(v, item, limit) for v in value)
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        return isinstance(value, dict) and len(value) <= limit and all(_conforms(v, item, limit) for v in value.values())
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(hint, type) and isinstance(value, hint)
+
+
+def _shown(hint: Any, limit: int) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    text = str(hint).replace("typing.", "")
+    return f"{text} of at most {limit:,} items" if "[" in text else text
 
 
 def frame_length(header: bytes) -> int:
