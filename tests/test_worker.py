@@ -151,7 +151,7 @@ def test_the_worker_environment_is_an_allow_list(tmp_path: Path, monkeypatch: py
 
 
 def test_protocol_round_trip_and_rejects_garbage() -> None:
-    message = LlmRequest(req_id=3, prompts=["a", "é"], model=None, recursive=True, contexts=["c"])
+    message = LlmRequest(req_id=3, prompts=["a", "é"], model=None, recursive=True, contexts=["c", None], cell_id=2)
     assert decode(encode(message)[4:]) == message
     for garbage in (b"not json", b'{"type": "nope", "v": 1}', b'{"type": "llm_request", "v": 99, "req_id": 1, "prompts": []}'):
         with pytest.raises(ProtocolError):

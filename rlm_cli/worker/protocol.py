@@ -36,7 +36,6 @@ import struct
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
-from functools import cache
 from typing import Any, ClassVar, Union
 
 VERSION = 2
@@ -119,6 +118,12 @@ _TYPES: dict[str, type[Message]] = {
 }
 
 
+# Each message class's fields and their declared types, resolved once.
+_FIELD_TYPES: dict[type[Message], dict[str, Any]] = {
+    cls: {f.name: typing.get_type_hints(cls)[f.name] for f in fields(cls)} for cls in _TYPES.values()
+}
+
+
 def encode(message: Message) -> bytes:
     body = json.dumps(message.to_dict(), ensure_ascii=False).encode("utf-8", "surrogatepass")
     return _HEADER.pack(len(body)) + body
@@ -134,7 +139,7 @@ def decode(body: bytes) -> Message:
         raise ProtocolError(f"malformed message: {type(exc).__name__}") from exc
     if version != VERSION:
         raise ProtocolError(f"protocol version {version!r:.20}, expected {VERSION}")
-    hints = _field_types(cls)
+    hints = _FIELD_TYPES[cls]
     values = {k: v for k, v in data.items() if k in hints}
     for name, value in values.items():
         limit = MAX_NAMES if name in ("restored", "isolation") else MAX_BATCH
@@ -147,12 +152,6 @@ def decode(body: bytes) -> Message:
     if isinstance(message, LlmRequest) and message.contexts is not None and len(message.contexts) != len(message.prompts):
         raise ProtocolError("malformed llm_request: contexts must hold one entry per prompt")
     return message
-
-
-@cache
-def _field_types(cls: type[Message]) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls)}
 
 
 def _conforms(value: Any, hint: Any, limit: int) -> bool:
