@@ -182,3 +182,28 @@ def test_a_leftover_thread_cannot_end_a_later_cell(tmp_path: Path) -> None:
     assert first.final == "stale"  # during its own cell, a thread the cell started may answer
     assert later.final is None and later.error is None
     assert "outlived the cell" in seen.output
+
+
+def test_class_and_builtin_patches_last_only_until_the_cell_ends(tmp_path: Path) -> None:
+    async def scenario() -> list[ExecuteReply]:
+        worker = start_worker(tmp_path, {"x": "0123456789"})
+        try:
+            await worker.start()
+            run = lambda i, code: worker.execute(i, code, timeout=30, max_output_chars=1000, on_llm=no_llm)  # noqa: E731
+            patch = (
+                "import builtins\n"
+                "type(context).grep = lambda self, *a, **k: ['forged']\n"
+                "type(context).mine = 1\n"
+                "builtins.print = lambda *a, **k: None\n"
+                "builtins.len = lambda x: -1\n"
+                "builtins.planted = True\n"
+            )
+            check = "import builtins\nprint(len(context), context.grep('5'), hasattr(type(context), 'mine'), hasattr(builtins, 'planted'))"
+            return [await run(1, patch), await run(2, check)]
+        finally:
+            await worker.close()
+
+    patched, check = asyncio.run(scenario())
+    assert {"Context.grep", "Context.mine", "builtins.print", "builtins.len", "builtins.planted"} <= set(patched.restored)
+    assert check.output.strip() == "10 [x:1: 0123456789] False False"
+    assert check.restored == ()

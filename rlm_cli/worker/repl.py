@@ -1,11 +1,17 @@
 """Inside the worker: the IPython shell, the REPL names of DESIGN.md, and running one cell.
 
 The names the root model relies on (`context`, `llm_query`, `FINAL`, ...) are rebuilt after every
-cell, so a cell that overwrites or deletes one does not break the run.
+cell, so a cell that overwrites or deletes one does not break the run. So are the namespaces every
+cell shares beyond its variables (`Patches`): the builtins module and the classes of `context`
+and of what its methods return, so `builtins.print = ...` or `type(context).grep = ...` lasts
+only until the cell ends. Modules a cell imports and patches (`re.compile = ...`) are the
+cell's own state, like its variables, and are not restored.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import io
 import os
 import signal
@@ -17,7 +23,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from rlm_cli.sources.context import Context
+from rlm_cli.sources.context import Chunk, Context, Hit
 from rlm_cli.worker.protocol import (
     MAX_BATCH,
     BlockingChannel,
@@ -134,6 +140,46 @@ class CappedWriter(io.TextIOBase):
         )
 
 
+class Patches:
+    """The pristine state of namespaces shared by every cell, and its restoration after one.
+
+    Taken once, when the REPL starts. `restore` undoes every change: values put back, names a
+    cell added removed (so a cell cannot keep its own builtins either), and says what it undid.
+    """
+
+    def __init__(self, classes: tuple[type, ...] = (Context, Chunk, Hit)) -> None:
+        self._builtins = dict(builtins.__dict__)
+        self._classes = [(cls, dict(vars(cls))) for cls in classes]
+
+    def restore(self) -> list[str]:
+        undone: list[str] = []
+        # Builtins first, with dict operations only: a cell may have replaced len, list or setattr.
+        current = builtins.__dict__
+        for name in [n for n in current if n not in self._builtins]:
+            del current[name]
+            undone.append(f"builtins.{name}")
+        for name, value in self._builtins.items():
+            if current.get(name, _MISSING) is not value:
+                current[name] = value
+                undone.append(f"builtins.{name}")
+        for cls, saved in self._classes:
+            now = vars(cls)
+            for name in [n for n in now if n not in saved]:
+                with contextlib.suppress(AttributeError, TypeError):
+                    delattr(cls, name)
+                    undone.append(f"{cls.__name__}.{name}")
+            for name, value in saved.items():
+                if now.get(name, _MISSING) is not value:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(cls, name, value)
+                        undone.append(f"{cls.__name__}.{name}")
+        return undone
+
+
+_MISSING = object()
+MAX_RESTORED = 32  # names reported back per cell (the protocol's limit is MAX_NAMES)
+
+
 class HostLink:
     """The worker's one channel to the host: the main loop's messages and the cells' sub-calls.
 
@@ -223,6 +269,7 @@ class Repl:
         self._reserved = self._reserved_names()
         self._shell.user_ns.update(self._reserved)
         self._baseline = set(self._shell.user_ns)
+        self._patches = Patches()
 
     # -- the REPL names -------------------------------------------------------------------
 
@@ -328,6 +375,7 @@ class Repl:
         except KeyboardInterrupt:  # landed outside IPython's own handler
             error = "KeyboardInterrupt"
         finally:
+            patched = self._patches.restore()  # first: what follows runs on the real builtins
             if os.getpid() != self._link.pid:  # a fork of the worker finished the cell: it must not answer
                 os._exit(0)
             self._link.gate.close()
@@ -339,6 +387,6 @@ class Repl:
             output_chars=out.total,
             error=error,
             final=self._final,
-            restored=self._restore(),
+            restored=(self._restore() + patched)[:MAX_RESTORED],
             duration_s=time.monotonic() - started,
         )
