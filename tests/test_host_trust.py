@@ -255,3 +255,13 @@ def test_a_200000_deep_message_is_told_to_the_model_and_the_run_answers(scripted
     ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args())
     assert ran.code == 0, ran.stderr
     assert ran.stdout == "10\n"
+
+
+def test_a_cell_that_ignores_its_timeout_is_killed_without_a_traceback(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("0123456789")
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)"
+    server = scripted_server([repl(stubborn), repl("FINAL(len(context))")])
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--cell-timeout", "1")
+    assert ran.code == 0 and ran.stdout == "10\n", ran.stderr
+    assert "error: Timeout" in ran.stderr
+    assert "Traceback" not in ran.stderr and "never retrieved" not in ran.stderr

@@ -223,6 +223,7 @@ class WorkerProcess:
                 done, _ = await asyncio.wait({reading}, timeout=max(0.0, deadline - loop.time()))
                 if not done:
                     if interrupted:  # SIGINT did not stop it: kill and start again
+                        reading.cancel()  # before the kill ends it with an error nobody would retrieve
                         await self._restart()
                         return CellOutcome("", 0, "Timeout", None, (), timeout, timed_out=True, restarted=True)
                     interrupted = True
