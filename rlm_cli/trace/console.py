@@ -3,6 +3,10 @@
 One renderer serves both modes: on a terminal it keeps a live status line (spinner, sub-calls
 done/total, tokens, cost) below the printed cells; elsewhere (a pipe, a CI log) it prints plain
 lines only. It writes through the one Console it is given and never to stdout.
+
+Everything it shows that a model, a cell or an input wrote (prose, code, output, file names,
+error messages) goes through `safetext.visible` first: an escape sequence in it is shown as
+text (`\x1b[2J`), never sent to the terminal to clear it, move the cursor or set the title.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from rlm_cli.events import (
     SubcallStart,
 )
 from rlm_cli.loop.parsing import prose
+from rlm_cli.safetext import visible
 
 CODE_LINES = 40
 OUTPUT_HEAD_LINES = 12
@@ -90,7 +95,7 @@ class ConsoleTrace:
         elif isinstance(event, Notice):
             style = "yellow" if event.level == "warning" else "dim"
             prefix = "warning: " if event.level == "warning" else ""
-            self.console.print(Text(f"{prefix}{event.message}", style=style))
+            self.console.print(Text(f"{prefix}{visible(event.message)}", style=style))
         elif isinstance(event, RootResponse):
             self._root_response(event)
         elif isinstance(event, CellStart):
@@ -114,12 +119,12 @@ class ConsoleTrace:
     def _run_start(self, event: RunStart) -> None:
         ctx = event.context
         chars = ctx.chars
-        where = f"{ctx.files:,} files" if ctx.files > 1 else (ctx.paths or ("input",))[0]
-        sub = f" · sub-calls: {event.sub_model}" if event.sub_model != event.model else ""
+        where = f"{ctx.files:,} files" if ctx.files > 1 else visible((ctx.paths or ("input",))[0], one_line=True)
+        sub = f" · sub-calls: {visible(event.sub_model)}" if event.sub_model != event.model else ""
         self.console.print(
             Text.assemble(
                 ("rlm ", "bold"),
-                f"{event.version} · {event.model}{sub} · {where}, {chars:,} chars (~{tokens(chars // 4)} tok)",
+                f"{event.version} · {visible(event.model)}{sub} · {where}, {chars:,} chars (~{tokens(chars // 4)} tok)",
             )
         )
         if self._want_live and self._live is None:
@@ -129,16 +134,16 @@ class ConsoleTrace:
 
     def _root_response(self, event: RootResponse) -> None:
         depth = f" · depth {event.depth}" if event.depth else ""
-        faults = f" · after {len(event.faults)} fault(s): {event.faults[-1]}" if event.faults else ""
+        faults = f" · after {len(event.faults)} fault(s): {visible(event.faults[-1])}" if event.faults else ""
         head = f"── iteration {event.iteration}{depth} · {event.duration_s:.1f} s · {tokens(event.usage.input_tokens)} → {tokens(event.usage.output_tokens)} tok{money(event.usage.cost_usd)}{faults}"
         self.console.print(Text(head, style="bold cyan"))
-        said = prose(event.text)
+        said = visible(prose(event.text))
         if said:
             self.console.print(Text(trim_lines(said, 4, 0), style="italic dim"))
 
     def _cell_start(self, event: CellStart) -> None:
         self._batch = _Batch()
-        code = trim_lines(event.code, CODE_LINES, 0)
+        code = trim_lines(visible(event.code), CODE_LINES, 0)
         if self._want_live:
             self.console.print(Padding(Syntax(code, "python", theme="ansi_dark", background_color="default"), (0, 0, 0, 2)))
         else:
@@ -155,7 +160,7 @@ class ConsoleTrace:
             b.cost = (b.cost or 0.0) + event.usage.cost_usd
 
     def _cell(self, event: Cell) -> None:
-        output = trim_lines(event.output, OUTPUT_HEAD_LINES, OUTPUT_TAIL_LINES)
+        output = trim_lines(visible(event.output), OUTPUT_HEAD_LINES, OUTPUT_TAIL_LINES)
         if output:
             self.console.print(Text(_indent(output, 4), style="dim"))
         parts = [f"cell {event.cell_id}", f"{event.duration_s:.2f} s"]
@@ -164,7 +169,7 @@ class ConsoleTrace:
         if self._batch.started:
             parts.append(self._batch.line())
         if event.error:
-            parts.append(f"error: {event.error}")
+            parts.append(f"error: {visible(event.error)}")
         if event.final:
             parts.append("FINAL")
         style = "red" if event.error else ("green" if event.final else "dim")
@@ -179,7 +184,7 @@ class ConsoleTrace:
             f"{tokens(event.usage.input_tokens + event.usage.output_tokens)} tok{money(event.usage.cost_usd)} · {event.duration_s:.1f} s"
         )
         if event.error:
-            summary += f" · {event.error}"
+            summary += f" · {visible(event.error)}"
         self.console.print(Text(summary, style=style))
 
     # -- the live status line -------------------------------------------------------------
