@@ -35,7 +35,7 @@ from rlm_cli.sources.git import RepoInfo
 from rlm_cli.sources.summary import CodeSummary
 from rlm_cli.subcalls import CHARS_PER_TOKEN, SubcallRunner
 from rlm_cli.worker.handoff import Handoff
-from rlm_cli.worker.process import WorkerProcess
+from rlm_cli.worker.process import WorkerProcess, max_workers
 
 DEFAULT_SUB_CHARS = 100_000  # what we tell the root a sub-call can read when the window is unknown
 
@@ -83,6 +83,8 @@ class Run:
         self._make_client = make_client
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
         self.runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
+        self._max_workers = max_workers()
+        self._worker_slots: dict[int, asyncio.Semaphore] = {}  # depth -> workers running there
 
     def _client(self, settings: ModelSettings) -> ModelClient:
         key = (settings.model, settings.api_base)
@@ -138,24 +140,30 @@ class Run:
     @contextlib.asynccontextmanager
     async def worker(self, files: Mapping[str, str], depth: int = 0) -> AsyncIterator[WorkerProcess]:
         """A started worker holding `files` as `context` (with the code graph at depth 0);
-        stopped, and its scratch directory removed, on the way out."""
+        stopped, and its scratch directory removed, on the way out.
+
+        At most `max_workers()` workers run at each depth; the others wait for a slot. Slots
+        are per depth, so a parent holding one never waits on its children for its own.
+        """
         code = await asyncio.to_thread(self._index_code, files) if depth == 0 else None
         repo = self.config.repository if depth == 0 else None
         repository = RepoInfo(str(repo["name"]), repo.get("commit"), repo.get("remote_url")) if repo else None
         handoff = Handoff.of(files, code, repository)
-        scratch = Path(tempfile.mkdtemp(prefix=f"rlm-depth{depth}-"))
-        try:
-            worker = WorkerProcess(handoff, scratch)
+        slots = self._worker_slots.setdefault(depth, asyncio.Semaphore(self._max_workers))
+        async with slots:
+            scratch = Path(tempfile.mkdtemp(prefix=f"rlm-depth{depth}-"))
             try:
-                await worker.start()
-                for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
-                    self.sink.emit(Notice(warning, level="warning"))
-                yield worker
+                worker = WorkerProcess(handoff, scratch)
+                try:
+                    await worker.start()
+                    for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
+                        self.sink.emit(Notice(warning, level="warning"))
+                    yield worker
+                finally:
+                    await worker.close()
             finally:
-                await worker.close()
-        finally:
-            # Never follows a link the worker planted: on Linux rmtree walks by descriptor.
-            shutil.rmtree(scratch, ignore_errors=True)
+                # Never follows a link the worker planted: on Linux rmtree walks by descriptor.
+                shutil.rmtree(scratch, ignore_errors=True)
 
     async def _loop(self, files: Mapping[str, str], question: str, depth: int) -> LoopResult:
         async with self.worker(files, depth) as worker:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rlm_cli
-from rlm_cli.errors import WorkerError
+from rlm_cli.errors import UsageError, WorkerError
 from rlm_cli.sources.summary import ContextSummary
 from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.protocol import (
@@ -60,6 +60,23 @@ LlmHandler = Callable[[LlmRequest], Awaitable[list[dict[str, str]]]]
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 INTERRUPT_GRACE_S = 2.0
 TAIL_BYTES = 64 * 1024  # of the worker's own stdout/stderr, kept to say how it died
+DEFAULT_MAX_WORKERS = 4
+WORKER_MEMORY_SHARE = 1 << 30  # what one worker at rest plus a modest context is given, for the default
+
+
+def max_workers(environ: Mapping[str, str] = os.environ) -> int:
+    """Workers a run may have started at once at each depth: RLM_MAX_WORKERS, else
+    DEFAULT_MAX_WORKERS or fewer when the free memory holds fewer WORKER_MEMORY_SHAREs."""
+    text = environ.get("RLM_MAX_WORKERS", "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise UsageError(f"RLM_MAX_WORKERS must be a whole number of at least 1, not {text!r}")
+        return int(text)
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return DEFAULT_MAX_WORKERS
+    return max(1, min(DEFAULT_MAX_WORKERS, free // WORKER_MEMORY_SHARE))
 
 
 def worker_env(scratch: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
