@@ -265,3 +265,26 @@ def test_a_cell_that_ignores_its_timeout_is_killed_without_a_traceback(scripted_
     assert ran.code == 0 and ran.stdout == "10\n", ran.stderr
     assert "error: Timeout" in ran.stderr
     assert "Traceback" not in ran.stderr and "never retrieved" not in ran.stderr
+
+
+def test_a_process_left_holding_the_output_pipe_cannot_stall_a_restart(tmp_path: Path) -> None:
+    orphan = "import subprocess\nsubprocess.run(['sh', '-c', 'setsid sleep 60 &'])"  # reparented, keeps stdout
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)"
+
+    async def no_llm(request: LlmRequest) -> list[dict[str, str]]:
+        return []
+
+    async def scenario() -> list[CellOutcome]:
+        worker = WorkerProcess(Handoff.of({"in.txt": "0123456789"}), tmp_path)
+        try:
+            await worker.start()
+            outcomes = []
+            for i, code in enumerate((orphan, stubborn, "print(len(context))"), 1):
+                outcomes.append(await asyncio.wait_for(worker.execute(i, code, timeout=1, max_output_chars=100, on_llm=no_llm), 30))
+            return outcomes
+        finally:
+            await asyncio.wait_for(worker.close(), 30)
+
+    _, stuck, after = asyncio.run(scenario())
+    assert stuck.timed_out and stuck.restarted
+    assert after.output.strip() == "10"

@@ -110,22 +110,47 @@ class CellOutcome:
     crash: str | None = None  # how it died, when it did
 
 
-class OutputTail:
-    """The last `limit` bytes the worker wrote to its stdout/stderr pipe, drained continuously.
+class OutputTail(asyncio.Protocol):
+    """The last `limit` bytes the worker wrote to its stdout/stderr, read from a pipe the host owns.
 
-    A worker that writes without end costs the host `limit` bytes and some CPU, never a blocked
-    pipe or its memory.
+    Read as it arrives, so a worker that writes without end costs the host `limit` bytes and
+    some CPU, never a blocked pipe or its memory. The host's own pipe rather than asyncio's
+    subprocess pipe: a process the worker left behind may keep the write end open, and waiting
+    for the worker's exit must not wait for that process too.
     """
 
     def __init__(self, limit: int = TAIL_BYTES) -> None:
         self._limit = limit
         self._data = bytearray()
+        self._ended = asyncio.get_running_loop().create_future()
+        self._transport: asyncio.BaseTransport | None = None
 
-    async def drain(self, stream: asyncio.StreamReader) -> None:
-        while chunk := await stream.read(1 << 16):
-            self._data += chunk
-            if len(self._data) > self._limit:
-                del self._data[: len(self._data) - self._limit]
+    @classmethod
+    async def open(cls) -> tuple[OutputTail, int]:
+        """A tail reading a new pipe, and the pipe's write end for the worker (the caller closes it)."""
+        read_fd, write_fd = os.pipe()
+        tail = cls()
+        loop = asyncio.get_running_loop()
+        tail._transport, _ = await loop.connect_read_pipe(lambda: tail, os.fdopen(read_fd, "rb", buffering=0))
+        return tail, write_fd
+
+    def data_received(self, data: bytes) -> None:
+        self._data += data
+        if len(self._data) > self._limit:
+            del self._data[: len(self._data) - self._limit]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    async def settle(self, timeout: float) -> None:
+        """Wait up to `timeout` for what the worker wrote last (until every writer has gone)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._ended), timeout)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
     def last_lines(self, count: int = 3) -> list[str]:
         text = self._data.decode("utf-8", "replace").strip()
@@ -150,8 +175,7 @@ class WorkerProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._tail = OutputTail()
-        self._draining: asyncio.Task[None] | None = None
+        self._tail: OutputTail | None = None
         self.isolation: dict[str, str] = {}  # mechanism -> what is in force (sandbox.confine)
         self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
         self._busy = False  # a cell is running: on close, kill at once rather than ask politely
@@ -168,6 +192,7 @@ class WorkerProcess:
     async def start(self) -> None:
         """Spawn the worker and hand it the context."""
         context_fd, size = await asyncio.to_thread(self._handoff.open)
+        self._tail, output_fd = await OutputTail.open()
         host_end, worker_end = socket.socketpair()
         try:
             if self._policy is None:
@@ -183,21 +208,20 @@ class WorkerProcess:
                 self._policy.to_json(),
                 pass_fds=(worker_end.fileno(), context_fd),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=output_fd,
+                stderr=output_fd,
                 cwd=self._scratch,
                 env=self._env,
                 start_new_session=True,
             )
         except BaseException:
             host_end.close()
+            self._tail.close()
             raise
         finally:
             os.close(context_fd)  # the worker holds its own copies now
+            os.close(output_fd)
             worker_end.close()
-        assert self._proc.stdout is not None
-        self._tail = OutputTail()
-        self._draining = asyncio.ensure_future(self._tail.drain(self._proc.stdout))
         processes = self._limit_processes(self._proc.pid)
         self._reader, self._writer = await asyncio.open_unix_connection(sock=host_end)
         self._send(InitRequest(context_fd=context_fd))
@@ -298,9 +322,8 @@ class WorkerProcess:
         if self._proc is not None and self._proc.returncode is None:
             await self._proc.wait()
         self._proc = None
-        if self._draining is not None:
-            self._draining.cancel()
-            self._draining = None
+        if self._tail is not None:
+            self._tail.close()
         if self._cgroup is not None:  # whatever escaped the process tree is still in the cgroup
             await asyncio.to_thread(self._cgroup.destroy)
             self._cgroup = None
@@ -351,9 +374,9 @@ class WorkerProcess:
             how = f"was killed by signal {signal.Signals(-code).name}"
         else:
             how = f"exited with status {code}"
-        if self._draining is not None:  # what it wrote last may still be in the pipe
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._draining), 0.5)
+        if self._tail is None:
+            return how
+        await self._tail.settle(0.5)  # what it wrote last may still be in the pipe
         tail = self._tail.last_lines()
         if tail:
             how += ": " + " | ".join(tail)[-300:]
