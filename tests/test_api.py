@@ -334,3 +334,13 @@ def test_one_size_grammar() -> None:
     with pytest.raises(ValueError, match="not a size"):
         parse_size("five")
     assert re.fullmatch(r"12\.3 MB", format_size(12_300_000))
+
+
+def test_worker_limits_from_the_environment_use_the_same_grammar(tmp_path: Path) -> None:
+    from rlm_cli.worker.sandbox import Policy
+
+    policy = Policy.for_context(tmp_path, 0, {"RLM_WORKER_MEMORY": "2GiB", "RLM_WORKER_FILE_SIZE": "5M"})
+    assert (policy.memory_bytes, policy.file_bytes) == (2 * 2**30, 5_000_000)
+    assert Policy.for_context(tmp_path, 0, {"RLM_WORKER_MEMORY": "unlimited"}).memory_bytes is None
+    with pytest.raises(UsageError, match="RLM_WORKER_MEMORY: not a size"):
+        Policy.for_context(tmp_path, 0, {"RLM_WORKER_MEMORY": "lots"})
