@@ -74,9 +74,7 @@ def one_run(path: Path, mode: str) -> dict[str, float]:
 
     server = ScriptedServer(["```repl\nn = len(context)\nprint(n)\n```", measure]).start()
     source = "-" if mode == "stdin" else str(path)
-    # --max-file-size: until a named file loads whatever its size (issue 8, part 2, item 1)
-    args = [sys.executable, "-m", "rlm_cli", "ask", source, "How many characters?", *server.cli_args(), "-q",
-            "--max-file-size", str(2 * path.stat().st_size)]
+    args = [sys.executable, "-m", "rlm_cli", "ask", source, "How many characters?", *server.cli_args(), "-q"]
     started = time.monotonic()
     with open(path, "rb") if mode == "stdin" else open("/dev/null", "rb") as stdin:
         proc = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 
 from rlm_cli.errors import UsageError
+from rlm_cli.local.model_spec import is_local_model
 from rlm_cli.safetext import visible
 from rlm_cli.sources.summary import ContextSummary
+from rlm_cli.units import estimate_tokens
 
 SYSTEM = """\
 You answer a question about an input that is far too large to read at once. The input is loaded \
@@ -95,6 +97,11 @@ Your reply had no ```repl code block, so nothing ran and the run goes on. Write 
 ```repl block. To finish, call FINAL(answer) or FINAL_VAR("name") inside the code.
 
 [{budget}]"""
+
+SUBCALLS_SPENT_TURN = """\
+The sub-call budget (--max-subcalls) is spent: from now on llm_query and its relatives only \
+return errors. Reply now with one ```repl block that calls FINAL(...) with your best answer from \
+what you have found so far (say what is uncertain)."""
 
 LAST_TURN = """\
 You have used all your iterations. Reply now with one ```repl block that calls FINAL(...) with \
@@ -242,7 +249,7 @@ def profile_for(model: str, override: str | None = None) -> PromptProfile:
             return PROFILES[override]
         except KeyError:
             raise UsageError(f"unknown prompt profile {override!r}; known: {', '.join(PROFILES)}") from None
-    if model == "local" or model.startswith("local:"):
+    if is_local_model(model):
         return SMALL
     sizes = [float(n) for n in _SIZE.findall(model.rsplit("/", 1)[-1])]
     return SMALL if sizes and max(sizes) <= SMALL_MAX_BILLIONS else FRONTIER
@@ -257,7 +264,7 @@ def describe_context(summary: ContextSummary) -> str:
     """The context's metadata in a few lines; file names with control characters escaped."""
     lines = [
         f"- type: {summary.type}",
-        f"- size: {summary.chars:,} characters (~{summary.chars // 4:,} tokens), {summary.lines:,} lines",
+        f"- size: {summary.chars:,} characters (~{estimate_tokens(summary.chars):,} tokens), {summary.lines:,} lines",
     ]
     paths = [visible(path, one_line=True) for path in summary.paths]
     if summary.files > 1:
