@@ -12,10 +12,13 @@ import asyncio
 import json
 import marshal
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -254,7 +257,10 @@ def test_connecting_out_fails_even_without_landlock(tmp_path: Path) -> None:
 
 
 @needs_landlock
-def test_writing_outside_the_scratch_directory_fails(tmp_path: Path) -> None:
+@needs_netns
+@pytest.mark.parametrize(("disabled", "errno"), [("", 30), ("mounts", 13), ("files", 30)])
+def test_writing_outside_the_scratch_directory_fails(tmp_path: Path, disabled: str, errno: int) -> None:
+    # Each layer alone holds: the read-only mounts (EROFS) and Landlock (EACCES).
     source = tmp_path / "source"
     source.mkdir()
     (source / "keep.txt").write_text("original")
@@ -264,10 +270,196 @@ def test_writing_outside_the_scratch_directory_fails(tmp_path: Path) -> None:
         "    except OSError as e:\n        print('denied', e.errno)\n"
         "open('mine.txt', 'w').write('ok'); print(open('mine.txt').read())"
     )
-    (tried,), _ = run_cells(tmp_path, code)
-    assert tried.output.split("\n")[:4] == ["denied 13", "denied 13", "denied 13", "ok"]
+    (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": disabled})
+    assert tried.output.split("\n")[:4] == [f"denied {errno}"] * 3 + ["ok"]
     assert (source / "keep.txt").read_text() == "original" and not (source / "new.txt").exists()
     assert not Path("/tmp/rlm-escape.txt").exists()
+
+
+_ATTEMPT = (  # a cell prelude: run each attempt, print "name done" or "name <errno>"
+    "import os, ctypes\n"
+    "def attempt(name, fn):\n"
+    "    try:\n        fn(); print(name, 'done')\n"
+    "    except OSError as e:\n        print(name, e.errno)\n"
+)
+
+
+def _attempts(output: str) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in output.strip().splitlines())
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int, int, bytes, tuple[str, ...]]]:
+    """Everything a cell could change about the files under `root`: mode, owner, times, bytes, xattrs."""
+    found = {}
+    for path in sorted([root, *root.rglob("*")]):
+        st = path.lstat()
+        data = path.read_bytes() if path.is_file() else b""
+        found[str(path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, data, tuple(sorted(os.listxattr(path))))
+    return found
+
+
+@pytest.fixture
+def fake_home() -> Iterator[Path]:
+    """A user's home with tokens in it, outside every root the worker may read (not under /tmp,
+    where pytest's tmp_path and the scratch directory live); it must be exactly as it was after."""
+    home = Path(tempfile.mkdtemp(prefix="rlm-fake-home-", dir="/var/tmp"))
+    (home / ".config" / "gh").mkdir(parents=True)
+    (home / ".config" / "gh" / "hosts.yml").write_text(f"github.com:\n  oauth_token: {CANARY}-gh\n")
+    (home / "project").mkdir()
+    (home / "project" / ".env").write_text(f"OPENAI_API_KEY={CANARY}-env\n")
+    tool = home / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    before = _snapshot(home)
+    yield home
+    try:
+        assert _snapshot(home) == before
+    finally:
+        shutil.rmtree(home)
+
+
+@needs_netns
+@pytest.mark.parametrize("disabled", ["", "files"])
+def test_metadata_changes_outside_scratch_fail(tmp_path: Path, fake_home: Path, disabled: str) -> None:
+    # Landlock does not cover chmod, chown, utime or xattrs: the read-only mounts do, alone too
+    # ("files" off, where the cell can even open the file and try through the descriptor).
+    tool = fake_home / "bin" / "tool"
+    code = _ATTEMPT + (
+        f"p = {str(tool)!r}\n"
+        "attempt('chmod', lambda: os.chmod(p, 0o4755))\n"
+        "attempt('chown', lambda: os.chown(p, 65534, 65534))\n"
+        "attempt('utime', lambda: os.utime(p, (0, 0)))\n"
+        "attempt('setxattr', lambda: os.setxattr(p, 'user.rlm', b'1'))\n"
+        "attempt('dir-chmod', lambda: os.chmod(os.path.dirname(p), 0o777))\n"
+        "attempt('link', lambda: os.link(p, 'tool'))\n"
+        "def through_fd():\n"
+        "    fd = os.open(p, os.O_RDONLY)\n"
+        "    attempt('fchmod', lambda: os.fchmod(fd, 0o4755))\n"
+        "    attempt('fchown', lambda: os.fchown(fd, 65534, 65534))\n"
+        "    attempt('futimens', lambda: os.utime(fd, (0, 0)))\n"
+        "    attempt('fsetxattr', lambda: os.setxattr(fd, 'user.rlm', b'1'))\n"
+        "attempt('open', through_fd)\n"
+        "open('mine', 'w').close()\n"
+        "attempt('scratch-chmod', lambda: os.chmod('mine', 0o600))\n"
+        "attempt('scratch-utime', lambda: os.utime('mine', (0, 0)))\n"
+    )
+    (tried, after), _ = run_cells(tmp_path, code, "print(len(context))", env={"RLM_SANDBOX_DISABLE": disabled})
+    found = _attempts(tried.output)
+    assert found.pop("scratch-chmod") == "done" and found.pop("scratch-utime") == "done"
+    if disabled:  # the descriptor opened: each metadata change through it is refused as well
+        assert found.pop("open") == "done"
+        assert {found.pop(k) for k in ("fchmod", "fchown", "futimens", "fsetxattr")} == {"30"}
+    assert found.pop("link") == "18"  # EXDEV: scratch is its own mount, so no hard link into it
+    assert set(found.values()) <= {"30", "13"} and "30" in found.values(), found  # EROFS; EACCES (Landlock)
+    assert after.output.strip() == "10"
+
+
+@needs_netns
+def test_capabilities_are_gone_and_the_mounts_cannot_be_undone(tmp_path: Path) -> None:
+    code = _ATTEMPT + (
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def check(rc):\n    if rc != 0:\n        raise OSError(ctypes.get_errno(), 'failed')\n"
+        "class Attr(ctypes.Structure):\n"
+        "    _fields_ = [('set', ctypes.c_uint64), ('clr', ctypes.c_uint64), ('prop', ctypes.c_uint64), ('ns', ctypes.c_uint64)]\n"
+        "attempt('rw-again', lambda: check(libc.syscall(442, -100, b'/', 0x8000, ctypes.byref(Attr(clr=1)), 32)))\n"
+        "attempt('remount', lambda: check(libc.mount(None, b'/', None, 32 | 4096, None)))\n"
+        "attempt('umount', lambda: check(libc.umount2(b'/dev/shm', 2)))\n"
+        "attempt('tmpfs', lambda: check(libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None)))\n"
+        "attempt('write', lambda: open('/tmp/rlm-undone.txt', 'w').close())\n"
+        "print('caps', [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd'))])\n"
+    )
+    (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": "files"})  # without Landlock's mount ban
+    found = _attempts(tried.output)
+    assert found.pop("caps") == "['0000000000000000', '0000000000000000']"
+    assert found.pop("write") == "30"
+    assert set(found.values()) == {"1"}, found  # EPERM
+    assert not Path("/tmp/rlm-undone.txt").exists()
+
+
+def _shm_entries() -> dict[str, tuple[int, int]]:
+    return {e.name: (e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir("/dev/shm")}
+
+
+@needs_netns
+@pytest.mark.parametrize("disabled", ["", "mounts"])
+def test_dev_shm_is_the_workers_own_and_gone_after_the_run(tmp_path: Path, disabled: str) -> None:
+    # Other processes on this machine may use /dev/shm meanwhile, so the check is on what this
+    # test put there or could have: another process's file stays as it was, the cell's are gone.
+    other = Path("/dev/shm") / f"rlm-test-other-{uuid.uuid4().hex}"
+    other.write_text("someone else's")
+    mine = f"rlm-test-mine-{uuid.uuid4().hex}"
+    before = _shm_entries()
+    code = _ATTEMPT + (
+        f"attempt('create', lambda: open('/dev/shm/{mine}', 'w').write('x'))\n"
+        f"attempt('tamper', lambda: open({str(other)!r}, 'r+').write('mine now'))\n"
+        f"attempt('delete', lambda: os.unlink({str(other)!r}))\n"
+        f"attempt('fill', lambda: open('/dev/shm/{mine}.big', 'wb').write(b'x' * (200 << 20)))\n"
+        f"attempt('free', lambda: os.unlink('/dev/shm/{mine}.big'))\n"
+        "import multiprocessing\n"
+        "attempt('semaphore', lambda: multiprocessing.Lock().acquire())\n"
+    )
+    try:
+        (tried, after), _ = run_cells(tmp_path, code, "print(len(context))", env={"RLM_SANDBOX_DISABLE": disabled})
+        now = _shm_entries()
+        assert other.read_text() == "someone else's"
+    finally:
+        other.unlink(missing_ok=True)
+    found = _attempts(tried.output)
+    if disabled:  # no private tmpfs: Landlock denies /dev/shm, and multiprocessing's locks with it
+        assert found.pop("free") == "2" and set(found.values()) == {"13"}, found
+    else:  # the worker's own, size-limited tmpfs, where the host's files are not even visible
+        assert found == {"create": "done", "tamper": "2", "delete": "2", "fill": "28", "free": "done", "semaphore": "done"}
+    assert after.output.strip() == "10"
+    assert not [name for name in now if name.startswith(mine)]
+    assert {k: v for k, v in now.items() if k in before} == {k: v for k, v in before.items() if k in now}
+
+
+@needs_landlock
+def test_reading_the_users_home_and_other_files_fails(tmp_path: Path, fake_home: Path) -> None:
+    elsewhere = tmp_path / "other-project" / "notes.txt"  # under /tmp, next to the scratch directory
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("private")
+    code = _ATTEMPT + "".join(
+        f"attempt({name!r}, lambda: print(open({str(path)!r}).read()[:0], end=''))\n"
+        for name, path in [
+            ("token", fake_home / ".config/gh/hosts.yml"), ("env", fake_home / "project/.env"),
+            ("project", elsewhere), ("shadow", "/etc/shadow"), ("hostname", "/etc/hostname"),
+        ]
+    ) + f"attempt('list', lambda: os.listdir({str(fake_home)!r}))\nattempt('list-root', lambda: os.listdir('/'))\n"
+    normal = (  # what a cell usually does still works: the standard library, IPython, a subprocess
+        "import os, re, json, collections, shutil, subprocess, tempfile, datetime\n"
+        "from IPython.display import display\n"
+        "os.mkdir('src')\nopen('src/a.txt', 'w').write(context)\nshutil.copy('src/a.txt', 'b.txt')\n"
+        "with tempfile.TemporaryDirectory() as d:\n    shutil.copytree('src', d + '/copy')\n    shutil.copy2(d + '/copy/a.txt', 'c.txt')\n"
+        "display(json.dumps(collections.Counter(re.findall(r'[0-4]', open('c.txt').read()))))\n"
+        "print(subprocess.run(['cat', 'b.txt'], capture_output=True, text=True).stdout, datetime.datetime.now().year > 2000)"
+    )
+    (tried, worked), _ = run_cells(tmp_path, code, normal)
+    found = _attempts(tried.output)
+    assert found == {name: "13" for name in ("token", "env", "project", "shadow", "hostname", "list", "list-root")}
+    assert worked.error is None, worked.output
+    assert worked.output.splitlines() == ["'{\"0\": 1, \"1\": 1, \"2\": 1, \"3\": 1, \"4\": 1}'", "0123456789 True"]
+
+
+@needs_landlock
+def test_secrets_in_the_users_home_never_reach_the_model(scripted_server, tmp_path: Path, fake_home: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    code = (
+        "import os, glob\nloot = []\n"
+        f"for p in [os.path.join(os.environ.get('HOME', ''), '.env'), *glob.glob({str(fake_home)!r} + '/**', recursive=True)]:\n"
+        "    try:\n        loot.append(open(p).read())\n"
+        "    except OSError as e:\n        loot.append(str(e))\n"
+        "print(loot)\nllm_query(str(loot))"
+    )
+    server = scripted_server([repl(code), repl("FINAL('done')")])
+    trace = tmp_path / "t.jsonl"
+    ran = run_rlm(
+        "ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace), env={"HOME": str(fake_home)}
+    )
+    assert ran.code == 0, ran.stderr
+    _assert_no_canary(ran, server, trace)
+    assert "Permission denied" in json.dumps(server.requests[1].body)  # the cell did try
 
 
 @needs_landlock_v6
