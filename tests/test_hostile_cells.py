@@ -446,8 +446,9 @@ def test_reading_the_users_home_and_other_files_fails(tmp_path: Path, fake_home:
 def test_secrets_in_the_users_home_never_reach_the_model(scripted_server, tmp_path: Path, fake_home: Path) -> None:
     (tmp_path / "in.txt").write_text("x\n")
     code = (
-        "import os, glob\nloot = []\n"
-        f"for p in [os.path.join(os.environ.get('HOME', ''), '.env'), *glob.glob({str(fake_home)!r} + '/**', recursive=True)]:\n"
+        "import os\nloot = []\n"
+        f"home = {str(fake_home)!r}\n"  # os.walk would find nothing: the directory is unreadable too
+        "for p in [os.path.join(os.environ['HOME'], '.env'), home + '/.config/gh/hosts.yml', home + '/project/.env']:\n"
         "    try:\n        loot.append(open(p).read())\n"
         "    except OSError as e:\n        loot.append(str(e))\n"
         "print(loot)\nllm_query(str(loot))"
