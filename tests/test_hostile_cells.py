@@ -368,7 +368,7 @@ def test_capabilities_are_gone_and_the_mounts_cannot_be_undone(tmp_path: Path) -
         "attempt('remount', lambda: check(libc.mount(None, b'/', None, 32 | 4096, None)))\n"
         "attempt('umount', lambda: check(libc.umount2(b'/dev/shm', 2)))\n"
         "attempt('tmpfs', lambda: check(libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None)))\n"
-        "attempt('write', lambda: open('/tmp/rlm-undone.txt', 'w').close())\n"
+        f"attempt('write', lambda: open({str(tmp_path / 'undone.txt')!r}, 'w').close())\n"
         "print('caps', [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd'))])\n"
     )
     (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": "files"})  # without Landlock's mount ban
@@ -376,7 +376,7 @@ def test_capabilities_are_gone_and_the_mounts_cannot_be_undone(tmp_path: Path) -
     assert found.pop("caps") == "['0000000000000000', '0000000000000000']"
     assert found.pop("write") == "30"
     assert set(found.values()) == {"1"}, found  # EPERM
-    assert not Path("/tmp/rlm-undone.txt").exists()
+    assert not (tmp_path / "undone.txt").exists()
 
 
 def _shm_entries() -> dict[str, tuple[int, int]]:

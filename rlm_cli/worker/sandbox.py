@@ -191,7 +191,7 @@ def confine(policy: Policy) -> dict[str, str]:
         report["mounts"] = f"not private: {off if not policy.mounts else failed}"
     else:
         report["mounts"], shm_private = _private_mounts(libc, policy)
-    if not failed and not _drop_capabilities(libc):
+    if not failed and not drop_capabilities():
         report["mounts"] = f"not private: cannot drop capabilities: {_errno_text()}"
     _die_with_host(libc, policy.host_pid)
     report["files"] = _landlock(libc, policy, shm_private) if policy.files else f"not limited: {off}"
@@ -261,12 +261,16 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def _drop_capabilities(libc: Any) -> bool:
-    """Give up every capability, now and across execve (a uid 0 worker would regain them there).
+def drop_capabilities() -> bool:
+    """Give up every capability, now and across execve (a uid 0 process regains them there).
 
-    They are capabilities over the new namespaces only, but with them a cell could make the
-    read-only mounts writable again (mount_setattr passes no LSM hook Landlock could refuse).
+    In the worker they are capabilities over its new namespaces only, but with them a cell could
+    make the read-only mounts writable again (mount_setattr passes no LSM hook Landlock could
+    refuse). Tests use it to meet file modes as an ordinary user would, when they run as root.
     """
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = _libc()
     for cap in range(64):  # EINVAL past the kernel's last capability
         libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
