@@ -260,9 +260,10 @@ def test_connecting_out_fails_even_without_landlock(tmp_path: Path) -> None:
 
 @needs_landlock
 @needs_netns
-@pytest.mark.parametrize(("disabled", "errno"), [("", 30), ("mounts", 13), ("files", 30)])
-def test_writing_outside_the_scratch_directory_fails(tmp_path: Path, disabled: str, errno: int) -> None:
-    # Each layer alone holds: the read-only mounts (EROFS) and Landlock (EACCES).
+@pytest.mark.parametrize(("disabled", "errnos"), [("", [2, 2, 30]), ("mounts", [13, 13, 13]), ("files", [2, 2, 30])])
+def test_writing_outside_the_scratch_directory_fails(tmp_path: Path, disabled: str, errnos: list[int]) -> None:
+    # Each layer alone holds: the mount namespace (the source is not even there: ENOENT; /tmp is
+    # an empty read-only tmpfs: EROFS) and Landlock (EACCES).
     source = tmp_path / "source"
     source.mkdir()
     (source / "keep.txt").write_text("original")
@@ -273,7 +274,7 @@ def test_writing_outside_the_scratch_directory_fails(tmp_path: Path, disabled: s
         "open('mine.txt', 'w').write('ok'); print(open('mine.txt').read())"
     )
     (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": disabled})
-    assert tried.output.split("\n")[:4] == [f"denied {errno}"] * 3 + ["ok"]
+    assert tried.output.split("\n")[:4] == [f"denied {e}" for e in errnos] + ["ok"]
     assert (source / "keep.txt").read_text() == "original" and not (source / "new.txt").exists()
     assert not Path("/tmp/rlm-escape.txt").exists()
 
@@ -324,36 +325,43 @@ def fake_home() -> Iterator[Path]:
 @needs_netns
 @pytest.mark.parametrize("disabled", ["", "files"])
 def test_metadata_changes_outside_scratch_fail(tmp_path: Path, fake_home: Path, disabled: str) -> None:
-    # Landlock does not cover chmod, chown, utime or xattrs: the read-only mounts do, alone too
-    # ("files" off, where the cell can even open the file and try through the descriptor).
+    # Landlock does not cover chmod, chown, utime or xattrs: the mount namespace does, alone too
+    # ("files" off). A file the worker can see (the interpreter) gets changes that would change
+    # nothing, were they let through (same mode, owner, times): they must fail with EROFS, even
+    # through a descriptor. The fake home's tool, a real target, is not even there (ENOENT).
     tool = fake_home / "bin" / "tool"
     code = _ATTEMPT + (
+        "import sys\n"
+        "def meta(tag, p):\n"
+        "    st = os.stat(p)\n"
+        "    attempt(tag + 'chmod', lambda: os.chmod(p, st.st_mode))\n"
+        "    attempt(tag + 'chown', lambda: os.chown(p, st.st_uid, st.st_gid))\n"
+        "    attempt(tag + 'utime', lambda: os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns)))\n"
+        "    attempt(tag + 'removexattr', lambda: os.removexattr(p, 'user.rlm-none'))\n"  # ENODATA, were it writable
+        "python = os.path.realpath(sys.executable)\n"
+        "meta('', python)\n"
+        "fd = os.open(python, os.O_RDONLY)\n"
+        "meta('f', fd)\n"
+        "attempt('dir-chmod', lambda: os.chmod(os.path.dirname(python), os.stat(os.path.dirname(python)).st_mode))\n"
+        "attempt('link', lambda: os.link(python, 'python'))\n"
         f"p = {str(tool)!r}\n"
-        "attempt('chmod', lambda: os.chmod(p, 0o4755))\n"
-        "attempt('chown', lambda: os.chown(p, 65534, 65534))\n"
-        "attempt('utime', lambda: os.utime(p, (0, 0)))\n"
-        "attempt('setxattr', lambda: os.setxattr(p, 'user.rlm', b'1'))\n"
-        "attempt('dir-chmod', lambda: os.chmod(os.path.dirname(p), 0o777))\n"
-        "attempt('link', lambda: os.link(p, 'tool'))\n"
-        "def through_fd():\n"
-        "    fd = os.open(p, os.O_RDONLY)\n"
-        "    attempt('fchmod', lambda: os.fchmod(fd, 0o4755))\n"
-        "    attempt('fchown', lambda: os.fchown(fd, 65534, 65534))\n"
-        "    attempt('futimens', lambda: os.utime(fd, (0, 0)))\n"
-        "    attempt('fsetxattr', lambda: os.setxattr(fd, 'user.rlm', b'1'))\n"
-        "attempt('open', through_fd)\n"
+        "attempt('home-chmod', lambda: os.chmod(p, 0o4755))\n"
+        "attempt('home-chown', lambda: os.chown(p, 65534, 65534))\n"
+        "attempt('home-utime', lambda: os.utime(p, (0, 0)))\n"
+        "attempt('home-setxattr', lambda: os.setxattr(p, 'user.rlm', b'1'))\n"
         "open('mine', 'w').close()\n"
         "attempt('scratch-chmod', lambda: os.chmod('mine', 0o600))\n"
         "attempt('scratch-utime', lambda: os.utime('mine', (0, 0)))\n"
     )
     (tried, after), _ = run_cells(tmp_path, code, "print(len(context))", env={"RLM_SANDBOX_DISABLE": disabled})
     found = _attempts(tried.output)
-    assert found.pop("scratch-chmod") == "done" and found.pop("scratch-utime") == "done"
-    if disabled:  # the descriptor opened: each metadata change through it is refused as well
-        assert found.pop("open") == "done"
-        assert {found.pop(k) for k in ("fchmod", "fchown", "futimens", "fsetxattr")} == {"30"}
+    assert {k: found.pop(k) for k in ("scratch-chmod", "scratch-utime")} == {"scratch-chmod": "done", "scratch-utime": "done"}
+    assert {k: found.pop(k) for k in list(found) if k.startswith("home-")} == dict.fromkeys(
+        ("home-chmod", "home-chown", "home-utime", "home-setxattr"), "2"
+    )
     assert found.pop("link") == "18"  # EXDEV: scratch is its own mount, so no hard link into it
-    assert set(found.values()) <= {"30", "13"} and "30" in found.values(), found  # EROFS; EACCES (Landlock)
+    tried_here = ("chmod", "chown", "utime", "removexattr", "fchmod", "fchown", "futime", "fremovexattr", "dir-chmod")
+    assert found == dict.fromkeys(tried_here, "30")
     assert after.output.strip() == "10"
 
 
@@ -418,7 +426,11 @@ def test_dev_shm_is_the_workers_own_and_gone_after_the_run(tmp_path: Path, disab
 
 
 @needs_landlock
-def test_reading_the_users_home_and_other_files_fails(tmp_path: Path, fake_home: Path) -> None:
+@needs_netns
+@pytest.mark.parametrize(("disabled", "hidden", "system"), [("", "2", "13"), ("mounts", "13", "13"), ("files", "2", "done")])
+def test_reading_the_users_home_and_other_files_fails(tmp_path: Path, fake_home: Path, disabled: str, hidden: str, system: str) -> None:
+    # The mount namespace leaves the home and other projects out (ENOENT) but shows all of /etc
+    # and /; Landlock alone denies both (EACCES). /etc/shadow: the worker runs as root here.
     elsewhere = tmp_path / "other-project" / "notes.txt"  # under /tmp, next to the scratch directory
     elsewhere.parent.mkdir()
     elsewhere.write_text("private")
@@ -437,9 +449,12 @@ def test_reading_the_users_home_and_other_files_fails(tmp_path: Path, fake_home:
         "display(json.dumps(collections.Counter(re.findall(r'[0-4]', open('c.txt').read()))))\n"
         "print(subprocess.run(['cat', 'b.txt'], capture_output=True, text=True).stdout, datetime.datetime.now().year > 2000)"
     )
-    (tried, worked), _ = run_cells(tmp_path, code, normal)
+    (tried, worked), _ = run_cells(tmp_path, code, normal, env={"RLM_SANDBOX_DISABLE": disabled})
     found = _attempts(tried.output)
-    assert found == {name: "13" for name in ("token", "env", "project", "shadow", "hostname", "list", "list-root")}
+    expected = dict.fromkeys(("token", "env", "project", "list"), hidden) | dict.fromkeys(("shadow", "hostname", "list-root"), system)
+    if os.geteuid() != 0:  # an ordinary user cannot read /etc/shadow anyway
+        expected["shadow"] = found["shadow"]
+    assert found == expected
     assert worked.error is None, worked.output
     assert worked.output.splitlines() == ["'{\"0\": 1, \"1\": 1, \"2\": 1, \"3\": 1, \"4\": 1}'", "0123456789 True"]
 
@@ -462,7 +477,63 @@ def test_secrets_in_the_users_home_never_reach_the_model(scripted_server, tmp_pa
     )
     assert ran.code == 0, ran.stderr
     _assert_no_canary(ran, server, trace)
-    assert "Permission denied" in json.dumps(server.requests[1].body)  # the cell did try
+    assert "hosts.yml" in json.dumps(server.requests[1].body)  # the cell did try
+
+
+@needs_netns
+@pytest.mark.parametrize("disabled", ["", "files"])
+def test_unix_sockets_outside_scratch_cannot_be_reached(tmp_path: Path, disabled: str) -> None:
+    # A Docker, systemd or ssh-agent socket is a way out that no namespace for the network closes:
+    # the mount namespace leaves /run, /tmp, /var and homes out, so their sockets are not there.
+    paths = [tmp_path / "agent.sock", Path(tempfile.mkdtemp(dir="/var/tmp")) / "x.sock"]
+    if Path("/run").is_dir():
+        paths.append(Path(f"/run/rlm-test-{uuid.uuid4().hex[:8]}.sock"))
+    abstract = f"\0rlm-test-{uuid.uuid4().hex}"
+    listeners = []
+    for address in [*map(str, paths), abstract]:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(address)
+        listener.listen()
+        listeners.append(listener)
+    code = _ATTEMPT + "import socket\n" + "".join(
+        f"attempt({name!r}, lambda: socket.socket(socket.AF_UNIX).connect({address!r}))\n"
+        for name, address in [*((f"file{i}", str(p)) for i, p in enumerate(paths)), ("abstract", abstract)]
+    )
+    try:
+        (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": disabled})
+    finally:
+        for listener in listeners:
+            listener.close()
+        for path in paths:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(paths[1].parent)
+    found = _attempts(tried.output)
+    assert found.pop("abstract") in ("1", "111")  # EPERM (Landlock scope) or ECONNREFUSED (network namespace)
+    assert found == {f"file{i}": "2" for i in range(len(paths))}
+
+
+def _sysv_segments(size: int) -> list[str]:
+    lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return [line.split()[1] for line in lines if line.split()[3] == str(size)]
+
+
+@needs_netns
+def test_sysv_shared_memory_does_not_outlive_the_worker(tmp_path: Path) -> None:
+    # Like files in /dev/shm, a SysV segment stays after its process exits, in RAM outside every
+    # limit; the worker's own IPC namespace takes it along when it dies.
+    size = 1_234_567
+    code = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        f"print(libc.shmget(0, {size}, 0o1000 | 0o600) >= 0, libc.msgget(0, 0o1000 | 0o600) >= 0)"
+    )
+    try:
+        (made, after), _ = run_cells(tmp_path, code, "print(len(context))")
+        assert made.output.split() == ["True", "True"]
+        assert after.output.strip() == "10"
+        assert _sysv_segments(size) == []
+    finally:
+        for shmid in _sysv_segments(size):
+            subprocess.run(["ipcrm", "-m", shmid], check=False)
 
 
 @needs_landlock_v6

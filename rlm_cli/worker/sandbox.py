@@ -5,15 +5,17 @@ single-threaded and before it reads the context or runs a cell:
 
 - a new user + network namespace (`unshare`), so a cell cannot open a socket to anywhere,
   loopback included; the socket to the host was inherited and keeps working;
-- a new mount namespace (`_private_mounts`) in which every mount is read-only except a bind of
+- a new mount and IPC namespace (`_private_mounts`) holding only the system directories, the
+  Python installation and the import path (bound back over an empty tmpfs that covers every
+  other top-level directory: homes, /tmp, /var, /run's sockets), all read-only except a bind of
   the scratch directory and a private, size-limited tmpfs on /dev/shm: chmod, chown, utime and
   xattr changes outside scratch fail with EROFS, which Landlock alone cannot give (it does not
-  cover metadata), and nothing a cell leaves in /dev/shm outlives the worker;
+  cover metadata), and nothing a cell leaves in /dev/shm or SysV IPC outlives the worker;
 - every capability the new user namespace gave us is dropped, so a cell cannot undo those
   mounts (mount_setattr has no LSM hook) or bring an interface up;
 - Landlock: writes only under the scratch directory (and a few harmless devices); reads only of
   the Python installation, the worker's import path, the scratch directory and the system files
-  the interpreter needs (`read_roots`); TCP bind/connect denied (a second net barrier); no mounts
+  the interpreter needs (`python_roots`, `SYSTEM_READ_ROOTS`); TCP bind/connect denied (a second net barrier); no mounts
   (Landlock denies them to any restricted process); no signals to processes outside the sandbox
   and no ptrace or /proc/<pid>/{environ,mem} of them (Landlock's own ptrace rule);
 - rlimits: address space, processes, CPU seconds, file size, open files, no core dumps;
@@ -48,6 +50,7 @@ GIB = 1 << 30
 
 # <linux/sched.h>, <linux/prctl.h>, <linux/capability.h>
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -98,6 +101,9 @@ SYSTEM_READ_ROOTS = (
     "/sys/devices/system/cpu",  # NumPy's BLAS counts CPUs here
     "/proc",  # other processes' environ, mem and fds need ptrace rights, which Landlock denies
 )
+# The top-level directories a worker's mount namespace leaves in place (NixOS and Guix keep their
+# programs and libraries in /nix and /gnu); every other one is covered by an empty tmpfs.
+_VISIBLE_TOP = frozenset({"usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc", "sys", "dev", "nix", "gnu"})
 
 
 @dataclass(frozen=True)
@@ -218,15 +224,22 @@ class _MountAttr(ctypes.Structure):
 
 
 def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
-    """A mount namespace where all is read-only but scratch and a private /dev/shm.
+    """A mount (and IPC) namespace holding only what the worker needs, all of it read-only
+    except scratch and a private /dev/shm.
 
-    Returns the report line and whether /dev/shm is the worker's own tmpfs. Read-only mounts
-    are what stop chmod, chown, utime and xattr writes outside scratch: Landlock does not cover
-    them. Needs the capabilities of a fresh user namespace, so it runs before they are dropped.
+    Every top-level directory but the system's (`_VISIBLE_TOP`) is covered by an empty tmpfs, and
+    the Python installation, the import path and scratch are bound back at their own paths: a
+    user's home, other projects, /tmp, /var and the Unix sockets in /run are not there to read or
+    connect to. Read-only mounts stop chmod, chown, utime and xattr writes (Landlock does not
+    cover them). SysV shared memory and message queues die with the IPC namespace. Needs the
+    capabilities of a fresh user namespace, so it runs before they are dropped. Returns the
+    report line and whether /dev/shm is the worker's own tmpfs.
     """
 
     def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> bool:
-        enc = (lambda text: text.encode() if text is not None else None)
+        def enc(text: str | None) -> bytes | None:
+            return text.encode() if text is not None else None
+
         return libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) == 0
 
     def setattr_(path: str, flags: int, attr: _MountAttr) -> bool:
@@ -234,12 +247,30 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
         return libc.syscall(_SYS_MOUNT_SETATTR, at, path.encode(), ctypes.c_uint(flags), ctypes.byref(attr), ctypes.c_size_t(32)) == 0
 
     scratch = policy.scratch
-    if libc.unshare(CLONE_NEWNS) != 0:
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
         return f"not private: cannot create a mount namespace: {_errno_text()}", False
     if not mount(None, "/", None, MS_REC | MS_PRIVATE):  # nothing we mount may reach the host
         return f"not private: cannot make the mounts private: {_errno_text()}", False
-    if not mount(scratch, scratch, None, MS_BIND | MS_REC):
-        return f"not private: cannot bind the scratch directory: {_errno_text()}", False
+    # Opened before hiding: once a tmpfs covers /tmp or /home, their names lead nowhere.
+    sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in _bound_back(scratch)}
+    try:
+        for entry in os.scandir("/"):
+            if entry.name not in _VISIBLE_TOP and entry.is_dir(follow_symlinks=False):
+                if not mount("tmpfs", entry.path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755"):
+                    return f"not private: cannot cover {entry.path}: {_errno_text()}", False
+        for path, fd in sources.items():  # ancestors first; scratch last, always its own mount
+            if path != scratch and os.path.lexists(path):
+                continue  # still visible: under a system directory
+            if not os.path.lexists(path):  # a mount point in the covering tmpfs
+                is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+                os.makedirs(path if is_dir else os.path.dirname(path), exist_ok=True)
+                if not is_dir:
+                    open(path, "x").close()
+            if not mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC):
+                return f"not private: cannot bind {path}: {_errno_text()}", False
+    finally:
+        for fd in sources.values():
+            os.close(fd)
     os.chdir(scratch)  # the working directory still pointed below the bind
     shm = os.path.isdir(SHM) and mount(
         "tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={policy.shm_bytes},nr_inodes=4096,mode=1777"
@@ -250,7 +281,16 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
         if not setattr_(path, 0, _MountAttr(attr_clr=MOUNT_ATTR_RDONLY)):
             return f"not private: cannot make {path} writable again: {_errno_text()}", False
     size = f"a private {policy.shm_bytes >> 20} MiB /dev/shm" if shm else "no /dev/shm"
-    return f"private: every mount read-only outside the scratch directory, {size}", shm
+    return f"private: only system directories, Python and scratch, all read-only but scratch; {size}", shm
+
+
+def _bound_back(scratch: str) -> list[str]:
+    """The paths `_private_mounts` binds back after covering the top level: Python's roots,
+    under both their given and their real names, then scratch; none below another."""
+    roots = {os.path.abspath(p) for p in python_roots()} | {os.path.realpath(p) for p in python_roots()}
+    roots = {p for p in roots if os.path.exists(p)} - {"/"}
+    kept = [p for p in sorted(roots) if not any(p.startswith(q.rstrip("/") + "/") for q in roots if q != p)]
+    return [p for p in kept if p != scratch] + [scratch]
 
 
 class _CapHeader(ctypes.Structure):
@@ -301,12 +341,12 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def read_roots() -> list[str]:
-    """What the worker may read besides scratch: the Python installation, its import path
-    (PYTHONPATH and site-packages included) and the system files; computed in the worker."""
+def python_roots() -> list[str]:
+    """The Python installation and the worker's import path (PYTHONPATH and site-packages
+    included, and the rlm_cli package); computed in the worker, whose sys.path it is."""
     python = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, str(Path(__file__).resolve().parent.parent)}
     python.update(p for p in sys.path if os.path.isabs(p))
-    return sorted(python) + list(SYSTEM_READ_ROOTS)
+    return sorted(python)
 
 
 def _landlock(libc: Any, policy: Policy, shm_private: bool) -> str:
@@ -328,7 +368,7 @@ def _landlock(libc: Any, policy: Policy, shm_private: bool) -> str:
         # /dev/shm only when it is our own tmpfs: the host's would outlive the run, outside every limit.
         rules = [(policy.scratch, handled), *([(SHM, handled)] if shm_private else [])]
         rules += [(dev, handled) for dev in _WRITABLE_DEVICES]
-        rules += [(root, _READ_RIGHTS) for root in read_roots()]
+        rules += [(root, _READ_RIGHTS) for root in (*python_roots(), *SYSTEM_READ_ROOTS)]
         for path, access in rules:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
