@@ -98,12 +98,15 @@ SYSTEM_READ_ROOTS = (
     "/etc/locale.alias", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf",
     "/etc/hosts", "/etc/mime.types", "/etc/ssl", "/etc/ca-certificates", "/etc/pki",
     "/etc/fonts", "/etc/os-release", "/etc/debian_version", "/etc/magic", "/etc/matplotlibrc",
+    "/etc/alternatives", "/etc/services", "/etc/protocols", "/etc/gai.conf", "/etc/python3",
+    f"/etc/python{sys.version_info.major}.{sys.version_info.minor}",  # Debian's sitecustomize
     "/sys/devices/system/cpu",  # NumPy's BLAS counts CPUs here
     "/proc",  # other processes' environ, mem and fds need ptrace rights, which Landlock denies
 )
 # The top-level directories a worker's mount namespace leaves in place (NixOS and Guix keep their
-# programs and libraries in /nix and /gnu); every other one is covered by an empty tmpfs.
-_VISIBLE_TOP = frozenset({"usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc", "sys", "dev", "nix", "gnu"})
+# programs and libraries in /nix and /gnu); every other one, /etc included, is covered by an empty
+# tmpfs, and of /etc only the entries in SYSTEM_READ_ROOTS come back.
+_VISIBLE_TOP = frozenset({"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc", "sys", "dev", "nix", "gnu"})
 
 
 @dataclass(frozen=True)
@@ -228,9 +231,9 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
     except scratch and a private /dev/shm.
 
     Every top-level directory but the system's (`_VISIBLE_TOP`) is covered by an empty tmpfs, and
-    the Python installation, the import path and scratch are bound back at their own paths: a
-    user's home, other projects, /tmp, /var and the Unix sockets in /run are not there to read or
-    connect to. Read-only mounts stop chmod, chown, utime and xattr writes (Landlock does not
+    the Python installation, the import path, the system files of /etc and scratch are bound back
+    at their own paths: a user's home, other projects, /tmp, /var, the rest of /etc and the Unix
+    sockets in /run are not there to read or connect to. Read-only mounts stop chmod, chown, utime and xattr writes (Landlock does not
     cover them). SysV shared memory and message queues die with the IPC namespace. Needs the
     capabilities of a fresh user namespace, so it runs before they are dropped. Returns the
     report line and whether /dev/shm is the worker's own tmpfs.
@@ -255,9 +258,14 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
     sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in _bound_back(scratch)}
     try:
         for entry in os.scandir("/"):
-            if entry.name not in _VISIBLE_TOP and entry.is_dir(follow_symlinks=False):
-                if not mount("tmpfs", entry.path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755"):
-                    return f"not private: cannot cover {entry.path}: {_errno_text()}", False
+            if entry.name in _VISIBLE_TOP or entry.is_symlink():
+                continue
+            covered = (  # a directory by an empty tmpfs, a file (a swap file, say) by /dev/null
+                mount("tmpfs", entry.path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+                if entry.is_dir() else mount("/dev/null", entry.path, None, MS_BIND)
+            )
+            if not covered:
+                return f"not private: cannot cover {entry.path}: {_errno_text()}", False
         for path, fd in sources.items():  # ancestors first; scratch last, always its own mount
             if path != scratch and os.path.lexists(path):
                 continue  # still visible: under a system directory
@@ -285,9 +293,11 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
 
 
 def _bound_back(scratch: str) -> list[str]:
-    """The paths `_private_mounts` binds back after covering the top level: Python's roots,
-    under both their given and their real names, then scratch; none below another."""
-    roots = {os.path.abspath(p) for p in python_roots()} | {os.path.realpath(p) for p in python_roots()}
+    """The paths `_private_mounts` binds back after covering the top level: Python's roots and
+    the system files, under both their given and their real names, then scratch; none below
+    another."""
+    wanted = [*python_roots(), *SYSTEM_READ_ROOTS]
+    roots = {os.path.abspath(p) for p in wanted} | {os.path.realpath(p) for p in wanted}
     roots = {p for p in roots if os.path.exists(p)} - {"/"}
     kept = [p for p in sorted(roots) if not any(p.startswith(q.rstrip("/") + "/") for q in roots if q != p)]
     return [p for p in kept if p != scratch] + [scratch]
