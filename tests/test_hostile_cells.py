@@ -608,18 +608,21 @@ def test_a_crash_is_reported_to_the_model_and_the_run_goes_on(scripted_server, t
     assert ran.stdout == "10\n"
 
 
-def test_missing_isolation_is_one_warning_on_stderr_and_in_the_trajectory(scripted_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("part", "phrase"), [("network", "network not isolated"), ("mounts", "mounts not private")])
+def test_missing_isolation_is_one_warning_on_stderr_and_in_the_trajectory(
+    scripted_server, tmp_path: Path, part: str, phrase: str
+) -> None:
     (tmp_path / "in.txt").write_text("x\n")
     server = scripted_server([repl("FINAL('ok')")])
     trace = tmp_path / "t.jsonl"
     ran = run_rlm(
         "ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace),
-        env={"RLM_SANDBOX_DISABLE": "network"},
+        env={"RLM_SANDBOX_DISABLE": part},
     )
     assert ran.code == 0, ran.stderr
-    assert ran.stderr.count("network not isolated") == 1
+    assert ran.stderr.count(phrase) == 1 and ran.stderr.count("worker isolation") == 1
     notices = [json.loads(line) for line in trace.read_text().splitlines() if '"notice"' in line]
-    assert [n["level"] for n in notices if "network" in n["message"]] == ["warning"]
+    assert [n["level"] for n in notices if phrase in n["message"]] == ["warning"]
     clean = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *scripted_server([repl("FINAL('ok')")]).cli_args())
     if NETNS and LANDLOCK:
         assert "worker isolation" not in clean.stderr
