@@ -65,6 +65,7 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 1 <
 _SYS_MOUNT_SETATTR = 442
 _AT_FDCWD, _AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY = 1
+MNT_DETACH = 2
 
 # <linux/landlock.h>; the syscall numbers are the same on every architecture that has them.
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -200,7 +201,7 @@ def confine(policy: Policy) -> dict[str, str]:
         report["mounts"] = f"not private: {off if not policy.mounts else failed}"
     else:
         report["mounts"], shm_private = _private_mounts(libc, policy)
-    if not failed and not drop_capabilities():
+    if not failed and not drop_capabilities() and not report["mounts"].startswith("not "):
         report["mounts"] = f"not private: cannot drop capabilities: {_errno_text()}"
     _die_with_host(libc, policy.host_pid)
     report["files"] = _landlock(libc, policy, shm_private) if policy.files else f"not limited: {off}"
@@ -231,12 +232,12 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
     except scratch and a private /dev/shm.
 
     Every top-level directory but the system's (`_VISIBLE_TOP`) is covered by an empty tmpfs, and
-    the Python installation, the import path, the system files of /etc and scratch are bound back
-    at their own paths: a user's home, other projects, /tmp, /var, the rest of /etc and the Unix
-    sockets in /run are not there to read or connect to. Read-only mounts stop chmod, chown, utime and xattr writes (Landlock does not
-    cover them). SysV shared memory and message queues die with the IPC namespace. Needs the
-    capabilities of a fresh user namespace, so it runs before they are dropped. Returns the
-    report line and whether /dev/shm is the worker's own tmpfs.
+    the Python installation, the import path, the system files of /etc and scratch are bound
+    back at their own paths: a user's home, other projects, /tmp, /var, the rest of /etc and the
+    Unix sockets in /run are not there to read or connect to. Read-only mounts stop chmod, chown,
+    utime and xattr writes (Landlock does not cover them). SysV shared memory and message queues
+    die with the IPC namespace. Needs the capabilities of a fresh user namespace, so it runs
+    before they are dropped. Returns the report line and whether /dev/shm is the worker's own.
     """
 
     def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> bool:
@@ -246,39 +247,20 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
         return libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) == 0
 
     def setattr_(path: str, flags: int, attr: _MountAttr) -> bool:
-        at = ctypes.c_int(_AT_FDCWD)
-        return libc.syscall(_SYS_MOUNT_SETATTR, at, path.encode(), ctypes.c_uint(flags), ctypes.byref(attr), ctypes.c_size_t(32)) == 0
+        at, size = ctypes.c_int(_AT_FDCWD), ctypes.c_size_t(ctypes.sizeof(attr))
+        return libc.syscall(_SYS_MOUNT_SETATTR, at, path.encode(), ctypes.c_uint(flags), ctypes.byref(attr), size) == 0
 
     scratch = policy.scratch
     if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
         return f"not private: cannot create a mount namespace: {_errno_text()}", False
     if not mount(None, "/", None, MS_REC | MS_PRIVATE):  # nothing we mount may reach the host
         return f"not private: cannot make the mounts private: {_errno_text()}", False
-    # Opened before hiding: once a tmpfs covers /tmp or /home, their names lead nowhere.
-    sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in _bound_back(scratch)}
-    try:
-        for entry in os.scandir("/"):
-            if entry.name in _VISIBLE_TOP or entry.is_symlink():
-                continue
-            covered = (  # a directory by an empty tmpfs, a file (a swap file, say) by /dev/null
-                mount("tmpfs", entry.path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
-                if entry.is_dir() else mount("/dev/null", entry.path, None, MS_BIND)
-            )
-            if not covered:
-                return f"not private: cannot cover {entry.path}: {_errno_text()}", False
-        for path, fd in sources.items():  # ancestors first; scratch last, always its own mount
-            if path != scratch and os.path.lexists(path):
-                continue  # still visible: under a system directory
-            if not os.path.lexists(path):  # a mount point in the covering tmpfs
-                is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
-                os.makedirs(path if is_dir else os.path.dirname(path), exist_ok=True)
-                if not is_dir:
-                    open(path, "x").close()
-            if not mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC):
-                return f"not private: cannot bind {path}: {_errno_text()}", False
-    finally:
-        for fd in sources.values():
-            os.close(fd)
+    covered: list[str] = []
+    problem = _cover_and_bind_back(mount, scratch, covered)
+    if problem:
+        for path in reversed(covered):  # back to the host's view rather than half of one
+            libc.umount2(path.encode(), MNT_DETACH)
+        return f"not private: {problem}", False
     os.chdir(scratch)  # the working directory still pointed below the bind
     shm = os.path.isdir(SHM) and mount(
         "tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={policy.shm_bytes},nr_inodes=4096,mode=1777"
@@ -290,6 +272,41 @@ def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
             return f"not private: cannot make {path} writable again: {_errno_text()}", False
     size = f"a private {policy.shm_bytes >> 20} MiB /dev/shm" if shm else "no /dev/shm"
     return f"private: only system directories, Python and scratch, all read-only but scratch; {size}", shm
+
+
+def _cover_and_bind_back(mount: Any, scratch: str, covered: list[str]) -> str | None:
+    """Cover the top level (appending each cover to `covered`) and bind back `_bound_back`'s
+    paths; None when done, else what failed."""
+    sources: dict[str, int] = {}
+    try:
+        for path in _bound_back(scratch):  # opened before covering: then their names lead nowhere
+            sources[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        for entry in os.scandir("/"):
+            if entry.name in _VISIBLE_TOP or entry.is_symlink():
+                continue
+            done = (  # a directory by an empty tmpfs, a file (a swap file, say) by /dev/null
+                mount("tmpfs", entry.path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+                if entry.is_dir() else mount("/dev/null", entry.path, None, MS_BIND)
+            )
+            if not done:
+                return f"cannot cover {entry.path}: {_errno_text()}"
+            covered.append(entry.path)
+        for path, fd in sources.items():  # ancestors first; scratch last, always its own mount
+            if path != scratch and os.path.lexists(path):
+                continue  # still visible: under a system directory
+            if not os.path.lexists(path):  # a mount point in the covering tmpfs
+                is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+                os.makedirs(path if is_dir else os.path.dirname(path), exist_ok=True)
+                if not is_dir:
+                    open(path, "x").close()
+            if not mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC):
+                return f"cannot bind {path}: {_errno_text()}"
+    except OSError as exc:
+        return f"cannot make a mount point: {exc}"
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+    return None
 
 
 def _bound_back(scratch: str) -> list[str]:
