@@ -511,6 +511,32 @@ def test_unix_sockets_outside_scratch_cannot_be_reached(tmp_path: Path, disabled
     assert found == {f"file{i}": "2" for i in range(len(paths))}
 
 
+@needs_landlock
+def test_other_processes_command_lines_cannot_be_read(tmp_path: Path) -> None:
+    # `mysql -pPASSWORD` or `curl -H "Authorization: ..."` in another process's argv is a secret
+    # that no ptrace rule guards: the worker may read only its own /proc entries.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", CANARY])
+    code = _ATTEMPT + (
+        f"attempt('other', lambda: open('/proc/{other.pid}/cmdline').read())\n"
+        "attempt('self', lambda: open('/proc/self/status').read())\n"
+        "attempt('cpu', lambda: open('/proc/cpuinfo').read())\n"
+        "def scan():\n"
+        "    for name in os.listdir('/proc'):\n"
+        "        try:\n"
+        f"            if {CANARY!r} in open(f'/proc/{{name}}/cmdline').read():\n"
+        "                raise OSError(0, 'found')\n"
+        "        except (FileNotFoundError, NotADirectoryError, PermissionError):\n"
+        "            pass\n"
+        "attempt('scan', scan)\n"
+    )
+    try:
+        (tried,), _ = run_cells(tmp_path, code)
+    finally:
+        other.kill()
+        other.wait()
+    assert _attempts(tried.output) == {"other": "13", "self": "done", "cpu": "done", "scan": "13"}  # not even a list
+
+
 def _sysv_segments(size: int) -> list[str]:
     lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
     return [line.split()[1] for line in lines if line.split()[3] == str(size)]

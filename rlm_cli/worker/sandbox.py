@@ -105,7 +105,9 @@ SYSTEM_READ_ROOTS = (
     "/etc/alternatives", "/etc/services", "/etc/protocols", "/etc/gai.conf", "/etc/python3",
     f"/etc/python{sys.version_info.major}.{sys.version_info.minor}",  # Debian's sitecustomize
     "/sys/devices/system/cpu",  # NumPy's BLAS counts CPUs here
-    "/proc",  # other processes' environ, mem and fds need ptrace rights, which Landlock denies
+    # The worker's own /proc entries (not its children's: other processes' command lines can
+    # hold secrets, and no ptrace rule guards them) and the machine-wide ones a library may read.
+    "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg", "/proc/uptime", "/proc/version",
 )
 # The top-level directories a worker's mount namespace leaves in place (NixOS and Guix keep their
 # programs and libraries in /nix and /gnu); every other one, /etc included, is covered by an empty
