@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 from scripted_server import scripted_server_fixture
+
+from rlm_cli.worker.sandbox import drop_capabilities
 
 # A factory: ``server = scripted_server(root_replies, sub_answer=..., latency=...)`` starts a
 # ScriptedServer that is stopped at teardown (see tests/scripted_server.py).
@@ -69,3 +72,21 @@ def run_rlm(*args: str, input: str | bytes | None = None, env: dict[str, str] | 
 @pytest.fixture(name="rlm")
 def _rlm() -> Callable[..., Ran]:
     return run_rlm
+
+
+def without_privileges(check: Callable[[], None]) -> None:
+    """Run `check` in a forked child that gave up every capability (its children too), so that
+    root, as in CI, meets file modes as any user does; the child's traceback is on stderr."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if os.geteuid() != 0 or drop_capabilities():
+                check()
+                code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the check failed without privileges (see stderr)"

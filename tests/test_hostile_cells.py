@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +34,6 @@ CANARY = "sk-canary-7f3a9c1e5b"
 
 
 def _userns_available() -> bool:
-    import subprocess
-
     probe = "import ctypes,sys; sys.exit(ctypes.CDLL(None).unshare(0x10000000 | 0x40000000) != 0)"
     return subprocess.run(["python3", "-c", probe], check=False).returncode == 0
 
@@ -93,13 +95,16 @@ def _alive(pid: int) -> bool:
 def test_unbounded_allocation_gets_memory_error_and_the_worker_lives_on(tmp_path: Path) -> None:
     grow = "hog = []\nwhile True:\n    hog.append(bytearray(50_000_000))"
     (hog, after), _ = run_cells(tmp_path, grow, "del hog\nprint(len(context))", env={"RLM_WORKER_MEMORY": "1G"})
-    assert hog.error == "MemoryError" or hog.restarted
+    assert hog.error == "MemoryError" and not hog.restarted  # not an OOM kill
     assert after.output.strip() == "10"
 
 
-def test_one_huge_allocation_is_refused(tmp_path: Path) -> None:
-    (big, after), _ = run_cells(tmp_path, "x = bytearray(64 * 2**30)", "print('fine')", env={"RLM_WORKER_MEMORY": "1G"})
-    assert big.error == "MemoryError" and not big.restarted
+@pytest.mark.parametrize("disabled", ["", "limits"])
+def test_one_allocation_past_the_memory_limit_is_refused(tmp_path: Path, disabled: str) -> None:
+    # 2 GiB of calloc'd pages, never touched: any machine gives them without the 1 GiB limit.
+    env = {"RLM_WORKER_MEMORY": "1G", "RLM_SANDBOX_DISABLE": disabled}
+    (big, after), _ = run_cells(tmp_path, "x = bytes(2 * 2**30)\ndel x", "print('fine')", env=env)
+    assert big.error == (None if disabled else "MemoryError") and not big.restarted
     assert after.output.strip() == "fine"
 
 
@@ -111,7 +116,7 @@ def test_fork_bomb_is_capped_and_leaves_no_process(tmp_path: Path) -> None:
         env={"RLM_WORKER_PROCS": "48"}, timeout=20,
         after=lambda w: seen.append(descendants(w.pid or 0) | {w.pid or 0}),
     )
-    assert boom.error in ("BlockingIOError", "OSError") or boom.timed_out
+    assert boom.error == "BlockingIOError" and not boom.timed_out  # capped, not merely cut short
     assert after.output.strip() == "still here 10"
     time.sleep(0.2)
     assert not [pid for pid in seen[0] if _alive(pid)]
@@ -253,7 +258,11 @@ def test_connecting_out_fails_even_without_landlock(tmp_path: Path) -> None:
 
 
 @needs_landlock
-def test_writing_outside_the_scratch_directory_fails(tmp_path: Path) -> None:
+@needs_netns
+@pytest.mark.parametrize(("disabled", "errnos"), [("", [2, 2, 30]), ("mounts", [13, 13, 13]), ("files", [2, 2, 30])])
+def test_writing_outside_the_scratch_directory_fails(tmp_path: Path, disabled: str, errnos: list[int]) -> None:
+    # Each layer alone holds: the mount namespace (the source is not even there: ENOENT; /tmp is
+    # an empty read-only tmpfs: EROFS) and Landlock (EACCES).
     source = tmp_path / "source"
     source.mkdir()
     (source / "keep.txt").write_text("original")
@@ -263,10 +272,292 @@ def test_writing_outside_the_scratch_directory_fails(tmp_path: Path) -> None:
         "    except OSError as e:\n        print('denied', e.errno)\n"
         "open('mine.txt', 'w').write('ok'); print(open('mine.txt').read())"
     )
-    (tried,), _ = run_cells(tmp_path, code)
-    assert tried.output.split("\n")[:4] == ["denied 13", "denied 13", "denied 13", "ok"]
+    (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": disabled})
+    assert tried.output.split("\n")[:4] == [f"denied {e}" for e in errnos] + ["ok"]
     assert (source / "keep.txt").read_text() == "original" and not (source / "new.txt").exists()
     assert not Path("/tmp/rlm-escape.txt").exists()
+
+
+_ATTEMPT = (  # a cell prelude: run each attempt, print "name done" or "name <errno>"
+    "import os, ctypes\n"
+    "def attempt(name, fn):\n"
+    "    try:\n        fn(); print(name, 'done')\n"
+    "    except OSError as e:\n        print(name, e.errno)\n"
+)
+
+
+def _attempts(output: str) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in output.strip().splitlines())
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int, int, bytes, tuple[str, ...]]]:
+    """Everything a cell could change about the files under `root`: mode, owner, times, bytes, xattrs."""
+    found = {}
+    for path in sorted([root, *root.rglob("*")]):
+        st = path.lstat()
+        data = path.read_bytes() if path.is_file() else b""
+        found[str(path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, data, tuple(sorted(os.listxattr(path))))
+    return found
+
+
+@pytest.fixture
+def fake_home() -> Iterator[Path]:
+    """A user's home with tokens in it, outside every root the worker may read (not under /tmp,
+    where pytest's tmp_path and the scratch directory live); it must be exactly as it was after."""
+    home = Path(tempfile.mkdtemp(prefix="rlm-fake-home-", dir="/var/tmp"))
+    (home / ".config" / "gh").mkdir(parents=True)
+    (home / ".config" / "gh" / "hosts.yml").write_text(f"github.com:\n  oauth_token: {CANARY}-gh\n")
+    (home / "project").mkdir()
+    (home / "project" / ".env").write_text(f"OPENAI_API_KEY={CANARY}-env\n")
+    tool = home / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    before = _snapshot(home)
+    yield home
+    try:
+        assert _snapshot(home) == before
+    finally:
+        shutil.rmtree(home)
+
+
+@needs_netns
+@pytest.mark.parametrize("disabled", ["", "files"])
+def test_metadata_changes_outside_scratch_fail(tmp_path: Path, fake_home: Path, disabled: str) -> None:
+    # Landlock does not cover chmod, chown, utime or xattrs: the mount namespace does, alone too
+    # ("files" off). A file the worker can see (the interpreter) gets changes that would change
+    # nothing, were they let through (same mode, owner, times): they must fail with EROFS, even
+    # through a descriptor. The fake home's tool, a real target, is not even there (ENOENT).
+    tool = fake_home / "bin" / "tool"
+    code = _ATTEMPT + (
+        "import sys\n"
+        "def meta(tag, p):\n"
+        "    st = os.stat(p)\n"
+        "    attempt(tag + 'chmod', lambda: os.chmod(p, st.st_mode))\n"
+        "    attempt(tag + 'chown', lambda: os.chown(p, st.st_uid, st.st_gid))\n"
+        "    attempt(tag + 'utime', lambda: os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns)))\n"
+        "    attempt(tag + 'removexattr', lambda: os.removexattr(p, 'user.rlm-none'))\n"  # ENODATA, were it writable
+        "python = os.path.realpath(sys.executable)\n"
+        "meta('', python)\n"
+        "fd = os.open(python, os.O_RDONLY)\n"
+        "meta('f', fd)\n"
+        "attempt('dir-chmod', lambda: os.chmod(os.path.dirname(python), os.stat(os.path.dirname(python)).st_mode))\n"
+        "attempt('link', lambda: os.link(python, 'python'))\n"
+        f"p = {str(tool)!r}\n"
+        "attempt('home-chmod', lambda: os.chmod(p, 0o4755))\n"
+        "attempt('home-chown', lambda: os.chown(p, 65534, 65534))\n"
+        "attempt('home-utime', lambda: os.utime(p, (0, 0)))\n"
+        "attempt('home-setxattr', lambda: os.setxattr(p, 'user.rlm', b'1'))\n"
+        "open('mine', 'w').close()\n"
+        "attempt('scratch-chmod', lambda: os.chmod('mine', 0o600))\n"
+        "attempt('scratch-utime', lambda: os.utime('mine', (0, 0)))\n"
+    )
+    (tried, after), _ = run_cells(tmp_path, code, "print(len(context))", env={"RLM_SANDBOX_DISABLE": disabled})
+    found = _attempts(tried.output)
+    assert {k: found.pop(k) for k in ("scratch-chmod", "scratch-utime")} == {"scratch-chmod": "done", "scratch-utime": "done"}
+    assert {k: found.pop(k) for k in list(found) if k.startswith("home-")} == dict.fromkeys(
+        ("home-chmod", "home-chown", "home-utime", "home-setxattr"), "2"
+    )
+    assert found.pop("link") == "18"  # EXDEV: scratch is its own mount, so no hard link into it
+    tried_here = ("chmod", "chown", "utime", "removexattr", "fchmod", "fchown", "futime", "fremovexattr", "dir-chmod")
+    assert found == dict.fromkeys(tried_here, "30")
+    assert after.output.strip() == "10"
+
+
+@needs_netns
+def test_capabilities_are_gone_and_the_mounts_cannot_be_undone(tmp_path: Path) -> None:
+    code = _ATTEMPT + (
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def check(rc):\n    if rc != 0:\n        raise OSError(ctypes.get_errno(), 'failed')\n"
+        "class Attr(ctypes.Structure):\n"
+        "    _fields_ = [('set', ctypes.c_uint64), ('clr', ctypes.c_uint64), ('prop', ctypes.c_uint64), ('ns', ctypes.c_uint64)]\n"
+        "attempt('rw-again', lambda: check(libc.syscall(442, -100, b'/', 0x8000, ctypes.byref(Attr(clr=1)), 32)))\n"
+        "attempt('remount', lambda: check(libc.mount(None, b'/', None, 32 | 4096, None)))\n"
+        "attempt('umount', lambda: check(libc.umount2(b'/dev/shm', 2)))\n"
+        "attempt('tmpfs', lambda: check(libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None)))\n"
+        f"attempt('write', lambda: open({str(tmp_path / 'undone.txt')!r}, 'w').close())\n"
+        "print('caps', [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd'))])\n"
+    )
+    (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": "files"})  # without Landlock's mount ban
+    found = _attempts(tried.output)
+    assert found.pop("caps") == "['0000000000000000', '0000000000000000']"
+    assert found.pop("write") == "30"
+    assert set(found.values()) == {"1"}, found  # EPERM
+    assert not (tmp_path / "undone.txt").exists()
+
+
+def _shm_entries() -> dict[str, tuple[int, int]]:
+    return {e.name: (e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir("/dev/shm")}
+
+
+@needs_netns
+@pytest.mark.parametrize("disabled", ["", "mounts"])
+def test_dev_shm_is_the_workers_own_and_gone_after_the_run(tmp_path: Path, disabled: str) -> None:
+    # Other processes on this machine may use /dev/shm meanwhile, so the check is on what this
+    # test put there or could have: another process's file stays as it was, the cell's are gone.
+    other = Path("/dev/shm") / f"rlm-test-other-{uuid.uuid4().hex}"
+    other.write_text("someone else's")
+    mine = f"rlm-test-mine-{uuid.uuid4().hex}"
+    before = _shm_entries()
+    code = _ATTEMPT + (
+        f"attempt('create', lambda: open('/dev/shm/{mine}', 'w').write('x'))\n"
+        f"attempt('tamper', lambda: open({str(other)!r}, 'r+').write('mine now'))\n"
+        f"attempt('delete', lambda: os.unlink({str(other)!r}))\n"
+        f"attempt('fill', lambda: open('/dev/shm/{mine}.big', 'wb').write(b'x' * (200 << 20)))\n"
+        f"attempt('free', lambda: os.unlink('/dev/shm/{mine}.big'))\n"
+        "import multiprocessing\n"
+        "attempt('semaphore', lambda: multiprocessing.Lock().acquire())\n"
+    )
+    try:
+        (tried, after), _ = run_cells(tmp_path, code, "print(len(context))", env={"RLM_SANDBOX_DISABLE": disabled})
+        now = _shm_entries()
+        assert other.read_text() == "someone else's"
+    finally:
+        other.unlink(missing_ok=True)
+    found = _attempts(tried.output)
+    if disabled:  # no private tmpfs: Landlock denies /dev/shm, and multiprocessing's locks with it
+        assert found.pop("free") == "2" and set(found.values()) == {"13"}, found
+    else:  # the worker's own, size-limited tmpfs, where the host's files are not even visible
+        assert found == {"create": "done", "tamper": "2", "delete": "2", "fill": "28", "free": "done", "semaphore": "done"}
+    assert after.output.strip() == "10"
+    assert not [name for name in now if name.startswith(mine)]
+    assert {k: v for k, v in now.items() if k in before} == {k: v for k, v in before.items() if k in now}
+
+
+@needs_landlock
+@needs_netns
+@pytest.mark.parametrize(("disabled", "list_root"), [("", "13"), ("mounts", "13"), ("files", "done")])
+def test_reading_the_users_home_and_other_files_fails(tmp_path: Path, fake_home: Path, disabled: str, list_root: str) -> None:
+    # The mount namespace leaves the home, other projects and most of /etc out (ENOENT) but shows
+    # the root directory; Landlock alone denies them all (EACCES). /etc/shadow: a root worker
+    # could read it otherwise.
+    elsewhere = tmp_path / "other-project" / "notes.txt"  # under /tmp, next to the scratch directory
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("private")
+    code = _ATTEMPT + "".join(
+        f"attempt({name!r}, lambda: print(open({str(path)!r}).read()[:0], end=''))\n"
+        for name, path in [
+            ("token", fake_home / ".config/gh/hosts.yml"), ("env", fake_home / "project/.env"),
+            ("project", elsewhere), ("shadow", "/etc/shadow"), ("hostname", "/etc/hostname"),
+        ]
+    ) + f"attempt('list', lambda: os.listdir({str(fake_home)!r}))\nattempt('list-root', lambda: os.listdir('/'))\n"
+    normal = (  # what a cell usually does still works: the standard library, IPython, a subprocess
+        "import os, re, json, collections, shutil, subprocess, tempfile, datetime\n"
+        "from IPython.display import display\n"
+        "os.mkdir('src')\nopen('src/a.txt', 'w').write(context)\nshutil.copy('src/a.txt', 'b.txt')\n"
+        "with tempfile.TemporaryDirectory() as d:\n    shutil.copytree('src', d + '/copy')\n    shutil.copy2(d + '/copy/a.txt', 'c.txt')\n"
+        "display(json.dumps(collections.Counter(re.findall(r'[0-4]', open('c.txt').read()))))\n"
+        "print(subprocess.run(['cat', 'b.txt'], capture_output=True, text=True).stdout, datetime.datetime.now().year > 2000)"
+    )
+    (tried, worked), _ = run_cells(tmp_path, code, normal, env={"RLM_SANDBOX_DISABLE": disabled})
+    found = _attempts(tried.output)
+    denied = "13" if disabled == "mounts" else "2"
+    assert found == dict.fromkeys(("token", "env", "project", "shadow", "hostname", "list"), denied) | {"list-root": list_root}
+    assert worked.error is None, worked.output
+    assert worked.output.splitlines() == ["'{\"0\": 1, \"1\": 1, \"2\": 1, \"3\": 1, \"4\": 1}'", "0123456789 True"]
+
+
+@needs_landlock
+def test_secrets_in_the_users_home_never_reach_the_model(scripted_server, tmp_path: Path, fake_home: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    code = (
+        "import os\nloot = []\n"
+        f"home = {str(fake_home)!r}\n"  # os.walk would find nothing: the directory is unreadable too
+        "for p in [os.path.join(os.environ['HOME'], '.env'), home + '/.config/gh/hosts.yml', home + '/project/.env']:\n"
+        "    try:\n        loot.append(open(p).read())\n"
+        "    except OSError as e:\n        loot.append(str(e))\n"
+        "print(loot)\nllm_query(str(loot))"
+    )
+    server = scripted_server([repl(code), repl("FINAL('done')")])
+    trace = tmp_path / "t.jsonl"
+    ran = run_rlm(
+        "ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace), env={"HOME": str(fake_home)}
+    )
+    assert ran.code == 0, ran.stderr
+    _assert_no_canary(ran, server, trace)
+    assert "hosts.yml" in json.dumps(server.requests[1].body)  # the cell did try
+
+
+@needs_netns
+@pytest.mark.parametrize("disabled", ["", "files"])
+def test_unix_sockets_outside_scratch_cannot_be_reached(tmp_path: Path, disabled: str) -> None:
+    # A Docker, systemd or ssh-agent socket is a way out that no namespace for the network closes:
+    # the mount namespace leaves /run, /tmp, /var and homes out, so their sockets are not there.
+    paths = [tmp_path / "agent.sock", Path(tempfile.mkdtemp(dir="/var/tmp")) / "x.sock"]
+    if Path("/run").is_dir():
+        paths.append(Path(f"/run/rlm-test-{uuid.uuid4().hex[:8]}.sock"))
+    abstract = f"\0rlm-test-{uuid.uuid4().hex}"
+    listeners = []
+    for address in [*map(str, paths), abstract]:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(address)
+        listener.listen()
+        listeners.append(listener)
+    code = _ATTEMPT + "import socket\n" + "".join(
+        f"attempt({name!r}, lambda: socket.socket(socket.AF_UNIX).connect({address!r}))\n"
+        for name, address in [*((f"file{i}", str(p)) for i, p in enumerate(paths)), ("abstract", abstract)]
+    )
+    try:
+        (tried,), _ = run_cells(tmp_path, code, env={"RLM_SANDBOX_DISABLE": disabled})
+    finally:
+        for listener in listeners:
+            listener.close()
+        for path in paths:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(paths[1].parent)
+    found = _attempts(tried.output)
+    assert found.pop("abstract") in ("1", "111")  # EPERM (Landlock scope) or ECONNREFUSED (network namespace)
+    assert found == {f"file{i}": "2" for i in range(len(paths))}
+
+
+@needs_landlock
+def test_other_processes_command_lines_cannot_be_read(tmp_path: Path) -> None:
+    # `mysql -pPASSWORD` or `curl -H "Authorization: ..."` in another process's argv is a secret
+    # that no ptrace rule guards: the worker may read only its own /proc entries.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", CANARY])
+    code = _ATTEMPT + (
+        f"attempt('other', lambda: open('/proc/{other.pid}/cmdline').read())\n"
+        "attempt('self', lambda: open('/proc/self/status').read())\n"
+        "attempt('cpu', lambda: open('/proc/cpuinfo').read())\n"
+        "def scan():\n"
+        "    for name in os.listdir('/proc'):\n"
+        "        try:\n"
+        f"            if {CANARY!r} in open(f'/proc/{{name}}/cmdline').read():\n"
+        "                raise OSError(0, 'found')\n"
+        "        except (FileNotFoundError, NotADirectoryError, PermissionError):\n"
+        "            pass\n"
+        "attempt('scan', scan)\n"
+    )
+    try:
+        (tried,), _ = run_cells(tmp_path, code)
+    finally:
+        other.kill()
+        other.wait()
+    assert _attempts(tried.output) == {"other": "13", "self": "done", "cpu": "done", "scan": "13"}  # not even a list
+
+
+def _sysv_segments(size: int) -> list[str]:
+    lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return [line.split()[1] for line in lines if line.split()[3] == str(size)]
+
+
+@needs_netns
+def test_sysv_shared_memory_does_not_outlive_the_worker(tmp_path: Path) -> None:
+    # Like files in /dev/shm, a SysV segment stays after its process exits, in RAM outside every
+    # limit; the worker's own IPC namespace takes it along when it dies.
+    size = 1_234_567
+    code = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        f"print(libc.shmget(0, {size}, 0o1000 | 0o600) >= 0, libc.msgget(0, 0o1000 | 0o600) >= 0)"
+    )
+    try:
+        (made, after), _ = run_cells(tmp_path, code, "print(len(context))")
+        assert made.output.split() == ["True", "True"]
+        assert after.output.strip() == "10"
+        assert _sysv_segments(size) == []
+    finally:
+        for shmid in _sysv_segments(size):
+            subprocess.run(["ipcrm", "-m", shmid], check=False)
 
 
 @needs_landlock_v6
@@ -342,27 +633,47 @@ def test_a_crash_is_reported_to_the_model_and_the_run_goes_on(scripted_server, t
     assert ran.stdout == "10\n"
 
 
-def test_missing_isolation_is_one_warning_on_stderr_and_in_the_trajectory(scripted_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("part", "phrase"), [("network", "network not isolated"), ("mounts", "mounts not private")])
+def test_missing_isolation_is_one_warning_on_stderr_and_in_the_trajectory(
+    scripted_server, tmp_path: Path, part: str, phrase: str
+) -> None:
     (tmp_path / "in.txt").write_text("x\n")
     server = scripted_server([repl("FINAL('ok')")])
     trace = tmp_path / "t.jsonl"
     ran = run_rlm(
         "ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace),
-        env={"RLM_SANDBOX_DISABLE": "network"},
+        env={"RLM_SANDBOX_DISABLE": part},
     )
     assert ran.code == 0, ran.stderr
-    assert ran.stderr.count("network not isolated") == 1
+    assert ran.stderr.count(phrase) == 1 and ran.stderr.count("worker isolation") == 1
     notices = [json.loads(line) for line in trace.read_text().splitlines() if '"notice"' in line]
-    assert [n["level"] for n in notices if "network" in n["message"]] == ["warning"]
+    assert [n["level"] for n in notices if phrase in n["message"]] == ["warning"]
     clean = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *scripted_server([repl("FINAL('ok')")]).cli_args())
     if NETNS and LANDLOCK:
         assert "worker isolation" not in clean.stderr
 
 
-def test_signal_module_cannot_kill_the_host_process_group(tmp_path: Path) -> None:
-    # The worker is its own session leader: killpg(0) reaches only the worker and its children.
-    host_pid = os.getpid()
-    (died, after), _ = run_cells(tmp_path, "import os, signal\nos.killpg(0, signal.SIGKILL)", "print('back')")
-    assert os.getpid() == host_pid and died.restarted
-    assert after.output.strip() == "back"
-    assert signal.getsignal(signal.SIGINT) is not None
+_HOST = """
+import subprocess, sys
+sys.path.insert(0, sys.argv[3])
+from pathlib import Path
+from test_hostile_cells import run_cells
+sentinel = subprocess.Popen(['sleep', '60'])  # in the host's process group, as the user's shell would be
+(died, after), _ = run_cells(Path(sys.argv[1]), 'import os, signal\\nos.killpg(0, signal.SIGKILL)', "print('back')",
+                             env={'RLM_SANDBOX_DISABLE': sys.argv[2]})
+print(died.restarted, after.output.strip(), sentinel.poll())
+sentinel.kill()
+"""
+
+
+@pytest.mark.parametrize("disabled", ["", "files"])
+def test_signal_module_cannot_kill_the_host_process_group(tmp_path: Path, disabled: str) -> None:
+    # The worker leads its own session, so killpg(0) reaches only it and its children; Landlock's
+    # signal scoping is a second barrier, switched off in one case so the first is tried alone.
+    # The host runs in a child process group of its own, so a failure fails the test, not pytest.
+    host = subprocess.run(
+        [sys.executable, "-c", _HOST, str(tmp_path), disabled, str(Path(__file__).parent)],
+        capture_output=True, text=True, timeout=120, start_new_session=True,
+    )
+    assert host.returncode == 0, host.stderr
+    assert host.stdout.split() == ["True", "back", "None"]  # the worker restarted; host and sentinel lived

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import without_privileges
 
 from rlm_cli.errors import InputError, UsageError
 from rlm_cli.sources import LoadOptions, Skipped, load_sources
@@ -323,27 +324,27 @@ def test_fifo_in_a_directory_is_skipped(tmp_path: Path) -> None:
     assert reasons(loaded.skipped) == {"pipe": "not a regular file (fifo)"}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file_is_skipped_not_fatal(tmp_path: Path) -> None:
     root = write(tmp_path / "d", {"a.txt": "a\n", "locked.txt": "secret\n"})
     (root / "locked.txt").chmod(0)
-    try:
+
+    def check() -> None:
         loaded = load_sources([str(root)])
-    finally:
-        (root / "locked.txt").chmod(0o644)
-    assert list(loaded.files) == ["a.txt"]
-    assert reasons(loaded.skipped) == {"locked.txt": "unreadable: Permission denied"}
+        assert list(loaded.files) == ["a.txt"]
+        assert reasons(loaded.skipped) == {"locked.txt": "unreadable: Permission denied"}
+
+    without_privileges(check)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_named_source_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, {"locked.txt": "secret\n"}) / "locked.txt"
     path.chmod(0)
-    try:
+
+    def check() -> None:
         with pytest.raises(InputError, match="Permission denied"):
             load_sources([str(path)])
-    finally:
-        path.chmod(0o644)
+
+    without_privileges(check)
 
 
 def test_empty_directory_says_so(tmp_path: Path) -> None:

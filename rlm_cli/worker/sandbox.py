@@ -5,9 +5,19 @@ single-threaded and before it reads the context or runs a cell:
 
 - a new user + network namespace (`unshare`), so a cell cannot open a socket to anywhere,
   loopback included; the socket to the host was inherited and keeps working;
-- Landlock: writes only under the scratch directory (and a few harmless devices); reads stay
-  allowed; TCP bind/connect denied (a second net barrier); no signals to processes outside the
-  sandbox and no ptrace or /proc/<pid>/{environ,mem} of them (Landlock's own ptrace rule);
+- a new mount and IPC namespace (`_private_mounts`) holding only the system directories, the
+  Python installation and the import path (bound back over an empty tmpfs that covers every
+  other top-level directory: homes, /tmp, /var, /run's sockets), all read-only except a bind of
+  the scratch directory and a private, size-limited tmpfs on /dev/shm: chmod, chown, utime and
+  xattr changes outside scratch fail with EROFS, which Landlock alone cannot give (it does not
+  cover metadata), and nothing a cell leaves in /dev/shm or SysV IPC outlives the worker;
+- every capability the new user namespace gave us is dropped, so a cell cannot undo those
+  mounts (mount_setattr has no LSM hook) or bring an interface up;
+- Landlock: writes only under the scratch directory (and a few harmless devices); reads only of
+  the Python installation, the worker's import path, the scratch directory and the system files
+  the interpreter needs (`python_roots`, `SYSTEM_READ_ROOTS`); TCP bind/connect denied (a second net barrier); no mounts
+  (Landlock denies them to any restricted process); no signals to processes outside the sandbox
+  and no ptrace or /proc/<pid>/{environ,mem} of them (Landlock's own ptrace rule);
 - rlimits: address space, processes, CPU seconds, file size, open files, no core dumps;
 - PR_SET_PDEATHSIG, so the worker dies with the host.
 
@@ -18,7 +28,8 @@ the worker started. Each mechanism is best effort: `confine` reports what is in 
 host turns what is missing into warnings. Only Linux has any of it; elsewhere the report says so.
 
 Environment knobs (host side): RLM_WORKER_MEMORY, RLM_WORKER_PROCS, RLM_WORKER_CPU_S,
-RLM_WORKER_FILE_SIZE, and RLM_SANDBOX_DISABLE (comma list of `network`, `files`, `limits`).
+RLM_WORKER_FILE_SIZE, RLM_WORKER_SHM (the private /dev/shm's size), and RLM_SANDBOX_DISABLE
+(comma list of `network`, `mounts`, `files`, `limits`).
 """
 
 from __future__ import annotations
@@ -40,12 +51,24 @@ from rlm_cli.units import parse_size
 
 GIB = 1 << 30
 
-# <linux/sched.h>, <linux/prctl.h>
+# <linux/sched.h>, <linux/prctl.h>, <linux/capability.h>
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_CAPABILITY_VERSION_3 = 0x20080522
+
+# <linux/mount.h>; mount_setattr is 442 on every architecture (the unified numbering from 5.1).
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 1 << 14, 1 << 18
+_SYS_MOUNT_SETATTR = 442
+_AT_FDCWD, _AT_RECURSIVE = -100, 0x8000
+MOUNT_ATTR_RDONLY = 1
+MNT_DETACH = 2
 
 # <linux/landlock.h>; the syscall numbers are the same on every architecture that has them.
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -58,16 +81,38 @@ FS_MAKE_SYM, FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 12, 1 << 13, 1 << 14, 1 
 NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 
-# Everything that changes the file system, by the ABI that introduced it. Reads are not handled,
-# so they stay allowed everywhere.
+# Everything that changes the file system, by the ABI that introduced it, and the rights to read
+# and run files: all of these are denied except under a rule.
 _WRITE_RIGHTS_V1 = (
     FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR | FS_MAKE_REG
     | FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_BLOCK | FS_MAKE_SYM
 )
+_READ_RIGHTS = FS_READ_FILE | FS_READ_DIR | FS_EXECUTE
 _FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 # Devices a cell may write to (e.g. `open(os.devnull, "w")`); never a disk.
 _WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
-_WRITABLE_DIRS = ("/dev/shm",)  # multiprocessing's semaphores
+SHM = "/dev/shm"  # multiprocessing's semaphores; writable only when it is the worker's own tmpfs
+# What the interpreter, the C libraries under it and the programs a cell may start need to read
+# (binaries and shared libraries, the loader's cache, time zones, locales, user and host names,
+# MIME types, CA certificates); nothing under /home, /root, /var or /tmp. The rest of /etc stays
+# unreadable: it holds /etc/shadow, which a worker running as root could read otherwise.
+SYSTEM_READ_ROOTS = (
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
+    "/etc/locale.alias", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf",
+    "/etc/hosts", "/etc/mime.types", "/etc/ssl", "/etc/ca-certificates", "/etc/pki",
+    "/etc/fonts", "/etc/os-release", "/etc/debian_version", "/etc/magic", "/etc/matplotlibrc",
+    "/etc/alternatives", "/etc/services", "/etc/protocols", "/etc/gai.conf", "/etc/python3",
+    f"/etc/python{sys.version_info.major}.{sys.version_info.minor}",  # Debian's sitecustomize
+    "/sys/devices/system/cpu",  # NumPy's BLAS counts CPUs here
+    # The worker's own /proc entries (not its children's: other processes' command lines can
+    # hold secrets, and no ptrace rule guards them) and the machine-wide ones a library may read.
+    "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg", "/proc/uptime", "/proc/version",
+)
+# The top-level directories a worker's mount namespace leaves in place (NixOS and Guix keep their
+# programs and libraries in /nix and /gnu); every other one, /etc included, is covered by an empty
+# tmpfs, and of /etc only the entries in SYSTEM_READ_ROOTS come back.
+_VISIBLE_TOP = frozenset({"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc", "sys", "dev", "nix", "gnu"})
 
 
 @dataclass(frozen=True)
@@ -81,7 +126,9 @@ class Policy:
     cpu_seconds: int = 3600  # RLIMIT_CPU, over the worker's life
     file_bytes: int = GIB  # RLIMIT_FSIZE, per file written
     open_files: int = 1024
+    shm_bytes: int = 64 << 20  # the private /dev/shm's size
     network: bool = True  # isolate the network
+    mounts: bool = True  # read-only mounts outside scratch, a private /dev/shm
     files: bool = True  # Landlock
     limits: bool = True
 
@@ -107,7 +154,9 @@ class Policy:
             max_processes=int(env.get("RLM_WORKER_PROCS", "128")),
             cpu_seconds=int(env.get("RLM_WORKER_CPU_S", "3600")),
             file_bytes=_size_env(env, "RLM_WORKER_FILE_SIZE", GIB) or GIB,
+            shm_bytes=_size_env(env, "RLM_WORKER_SHM", 64 << 20) or 64 << 20,
             network="network" not in disabled,
+            mounts="mounts" not in disabled,
             files="files" not in disabled,
             limits="limits" not in disabled,
         )
@@ -146,29 +195,161 @@ def confine(policy: Policy) -> dict[str, str]:
 
     A value starting with "not " means that part is missing, and says why.
     """
-    report: dict[str, str] = {}
     if not sys.platform.startswith("linux"):
         reason = f"not available on {sys.platform}"
-        return {"network": reason, "files": reason, "processes": reason, "limits": _set_rlimits(policy)}
+        return {"network": reason, "mounts": reason, "files": reason, "processes": reason, "limits": _set_rlimits(policy)}
+    off = "disabled by RLM_SANDBOX_DISABLE"
     libc = _libc()
-    report["network"] = _new_namespaces(libc) if policy.network else "not isolated: disabled by RLM_SANDBOX_DISABLE"
+    failed = _enter_user_namespace(libc, policy.network) if policy.network or policy.mounts else off
+    report = {"network": "isolated: new user+network namespace, no interfaces up"}
+    if not policy.network or failed:
+        report["network"] = f"not isolated: {off if not policy.network else failed}"
+    shm_private = False
+    if not policy.mounts or failed:
+        report["mounts"] = f"not private: {off if not policy.mounts else failed}"
+    else:
+        report["mounts"], shm_private = _private_mounts(libc, policy)
+    if not failed and not drop_capabilities() and not report["mounts"].startswith("not "):
+        report["mounts"] = f"not private: cannot drop capabilities: {_errno_text()}"
     _die_with_host(libc, policy.host_pid)
-    report["files"] = _landlock(libc, policy) if policy.files else "not limited: disabled by RLM_SANDBOX_DISABLE"
-    report["limits"] = _set_rlimits(policy) if policy.limits else "not set: disabled by RLM_SANDBOX_DISABLE"
+    report["files"] = _landlock(libc, policy, shm_private) if policy.files else f"not limited: {off}"
+    report["limits"] = _set_rlimits(policy) if policy.limits else f"not set: {off}"
     return report
 
 
-def _new_namespaces(libc: Any) -> str:
+def _enter_user_namespace(libc: Any, network: bool) -> str | None:
+    """Enter a new user namespace (and network namespace); None when done, else why not."""
     uid, gid = os.geteuid(), os.getegid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
-        return f"not isolated: cannot create a user+network namespace: {_errno_text()}"
+    if libc.unshare(CLONE_NEWUSER | (CLONE_NEWNET if network else 0)) != 0:
+        return f"cannot create a user{'+network' if network else ''} namespace: {_errno_text()}"
     try:  # map our own ids, as `unshare -r` would, so files we create have an owner
         Path("/proc/self/setgroups").write_text("deny")
         Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
         Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
     except OSError as exc:
-        return f"isolated (user+network namespace), but the id map failed: {exc.strerror}"
-    return "isolated: new user+network namespace, no interfaces up"
+        return f"the user namespace's id map failed: {exc.strerror}"
+    return None
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _private_mounts(libc: Any, policy: Policy) -> tuple[str, bool]:
+    """A mount (and IPC) namespace holding only what the worker needs, all of it read-only
+    except scratch and a private /dev/shm.
+
+    Every top-level directory but the system's (`_VISIBLE_TOP`) is covered by an empty tmpfs, and
+    the Python installation, the import path, the system files of /etc and scratch are bound
+    back at their own paths: a user's home, other projects, /tmp, /var, the rest of /etc and the
+    Unix sockets in /run are not there to read or connect to. Read-only mounts stop chmod, chown,
+    utime and xattr writes (Landlock does not cover them). SysV shared memory and message queues
+    die with the IPC namespace. Needs the capabilities of a fresh user namespace, so it runs
+    before they are dropped. Returns the report line and whether /dev/shm is the worker's own.
+    """
+
+    def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> bool:
+        def enc(text: str | None) -> bytes | None:
+            return text.encode() if text is not None else None
+
+        return libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) == 0
+
+    def setattr_(path: str, flags: int, attr: _MountAttr) -> bool:
+        at, size = ctypes.c_int(_AT_FDCWD), ctypes.c_size_t(ctypes.sizeof(attr))
+        return libc.syscall(_SYS_MOUNT_SETATTR, at, path.encode(), ctypes.c_uint(flags), ctypes.byref(attr), size) == 0
+
+    scratch = policy.scratch
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        return f"not private: cannot create a mount namespace: {_errno_text()}", False
+    if not mount(None, "/", None, MS_REC | MS_PRIVATE):  # nothing we mount may reach the host
+        return f"not private: cannot make the mounts private: {_errno_text()}", False
+    covered: list[str] = []
+    problem = _cover_and_bind_back(mount, scratch, covered)
+    if problem:
+        for path in reversed(covered):  # back to the host's view rather than half of one
+            libc.umount2(path.encode(), MNT_DETACH)
+        return f"not private: {problem}", False
+    os.chdir(scratch)  # the working directory still pointed below the bind
+    shm = os.path.isdir(SHM) and mount(
+        "tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={policy.shm_bytes},nr_inodes=4096,mode=1777"
+    )
+    if not setattr_("/", _AT_RECURSIVE, _MountAttr(attr_set=MOUNT_ATTR_RDONLY)):
+        return f"not private: cannot make the mounts read-only: {_errno_text()}", False
+    for path in (scratch, SHM) if shm else (scratch,):
+        if not setattr_(path, 0, _MountAttr(attr_clr=MOUNT_ATTR_RDONLY)):
+            return f"not private: cannot make {path} writable again: {_errno_text()}", False
+    size = f"a private {policy.shm_bytes >> 20} MiB /dev/shm" if shm else "no /dev/shm"
+    return f"private: only system directories, Python and scratch, all read-only but scratch; {size}", shm
+
+
+def _cover_and_bind_back(mount: Any, scratch: str, covered: list[str]) -> str | None:
+    """Cover the top level (appending each cover to `covered`) and bind back `_bound_back`'s
+    paths; None when done, else what failed."""
+    sources: dict[str, int] = {}
+    try:
+        for path in _bound_back(scratch):  # opened before covering: then their names lead nowhere
+            sources[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        for entry in os.scandir("/"):
+            if entry.name in _VISIBLE_TOP or entry.is_symlink():
+                continue
+            done = (  # a directory by an empty tmpfs, a file (a swap file, say) by /dev/null
+                mount("tmpfs", entry.path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+                if entry.is_dir() else mount("/dev/null", entry.path, None, MS_BIND)
+            )
+            if not done:
+                return f"cannot cover {entry.path}: {_errno_text()}"
+            covered.append(entry.path)
+        for path, fd in sources.items():  # ancestors first; scratch last, always its own mount
+            if path != scratch and os.path.lexists(path):
+                continue  # still visible: under a system directory
+            if not os.path.lexists(path):  # a mount point in the covering tmpfs
+                is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+                os.makedirs(path if is_dir else os.path.dirname(path), exist_ok=True)
+                if not is_dir:
+                    open(path, "x").close()
+            if not mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC):
+                return f"cannot bind {path}: {_errno_text()}"
+    except OSError as exc:
+        return f"cannot make a mount point: {exc}"
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+    return None
+
+
+def _bound_back(scratch: str) -> list[str]:
+    """The paths `_private_mounts` binds back after covering the top level: Python's roots and
+    the system files, under both their given and their real names, then scratch; none below
+    another."""
+    wanted = [*python_roots(), *SYSTEM_READ_ROOTS]
+    roots = {os.path.abspath(p) for p in wanted} | {os.path.realpath(p) for p in wanted}
+    roots = {p for p in roots if os.path.exists(p)} - {"/"}
+    kept = [p for p in sorted(roots) if not any(p.startswith(q.rstrip("/") + "/") for q in roots if q != p)]
+    return [p for p in kept if p != scratch] + [scratch]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> bool:
+    """Give up every capability, now and across execve (a uid 0 process regains them there).
+
+    In the worker they are capabilities over its new namespaces only, but with them a cell could
+    make the read-only mounts writable again (mount_setattr passes no LSM hook Landlock could
+    refuse). Tests use it to meet file modes as an ordinary user would, when they run as root.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = _libc()
+    for cap in range(64):  # EINVAL past the kernel's last capability
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    return libc.capset(ctypes.byref(_CapHeader(_CAPABILITY_VERSION_3, 0)), ctypes.byref((_CapData * 2)())) == 0
 
 
 def _die_with_host(libc: Any, host_pid: int) -> None:
@@ -195,11 +376,19 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def _landlock(libc: Any, policy: Policy) -> str:
+def python_roots() -> list[str]:
+    """The Python installation and the worker's import path (PYTHONPATH and site-packages
+    included, and the rlm_cli package); computed in the worker, whose sys.path it is."""
+    python = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, str(Path(__file__).resolve().parent.parent)}
+    python.update(p for p in sys.path if os.path.isabs(p))
+    return sorted(python)
+
+
+def _landlock(libc: Any, policy: Policy, shm_private: bool) -> str:
     abi = landlock_abi()
     if abi < 1:
         return "not limited: the kernel has no Landlock"
-    handled = _WRITE_RIGHTS_V1 | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0)
+    handled = _WRITE_RIGHTS_V1 | _READ_RIGHTS | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0)
     handled |= FS_IOCTL_DEV if abi >= 5 else 0
     attr = _RulesetAttr(
         handled_access_fs=handled,
@@ -211,19 +400,23 @@ def _landlock(libc: Any, policy: Policy) -> str:
     if ruleset < 0:
         return f"not limited: landlock_create_ruleset failed: {_errno_text()}"
     try:
-        rules = [(policy.scratch, handled), *((d, handled) for d in _WRITABLE_DIRS)]
-        rules += [(dev, handled & _FILE_RIGHTS) for dev in _WRITABLE_DEVICES]
+        # /dev/shm only when it is our own tmpfs: the host's would outlive the run, outside every limit.
+        rules = [(policy.scratch, handled), *([(SHM, handled)] if shm_private else [])]
+        rules += [(dev, handled) for dev in _WRITABLE_DEVICES]
+        rules += [(root, _READ_RIGHTS) for root in (*python_roots(), *SYSTEM_READ_ROOTS)]
         for path, access in rules:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
-                continue  # e.g. no /dev/tty in a container
+                continue  # e.g. no /dev/tty in a container, no /lib32
             try:
+                if not os.path.isdir(f"/proc/self/fd/{fd}"):  # a file takes only a file's rights
+                    access &= _FILE_RIGHTS
                 rule = _PathBeneathAttr(allowed_access=access, parent_fd=fd)
                 added = libc.syscall(
                     _SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0)
                 )
-                if added != 0 and path == policy.scratch:  # a device we could not allow stays read-only
+                if added != 0 and path == policy.scratch:  # anything else we could not allow stays denied
                     return f"not limited: landlock_add_rule failed: {_errno_text()}"
             finally:
                 os.close(fd)
@@ -235,7 +428,10 @@ def _landlock(libc: Any, policy: Policy) -> str:
         os.close(ruleset)
     extras = ", TCP denied" if abi >= 4 else ""
     extras += ", no signals out of the sandbox" if abi >= 6 else ""
-    return f"limited: writes only under the scratch directory (Landlock ABI {abi}{extras})"
+    return (
+        "limited: writes only under the scratch directory, reads only of it, the Python installation"
+        f" and system files (Landlock ABI {abi}{extras})"
+    )
 
 
 def _set_rlimits(policy: Policy) -> str:
@@ -280,8 +476,16 @@ def warnings_for(report: dict[str, str]) -> list[str]:
     out = []
     if report.get("network", "").startswith("not "):
         out.append(f"worker isolation: network {report['network']}; model-written code can reach the network")
+    if report.get("mounts", "").startswith("not "):
+        out.append(
+            f"worker isolation: mounts {report['mounts']}; model-written code can change the permissions,"
+            " owners and times of files outside its scratch directory"
+        )
     if report.get("files", "").startswith("not "):
-        out.append(f"worker isolation: file writes {report['files']}; model-written code can write outside its scratch directory")
+        out.append(
+            f"worker isolation: file access {report['files']}; model-written code can write outside its"
+            " scratch directory and read any file the user can"
+        )
     if report.get("processes", "").startswith("not "):
         out.append(f"worker isolation: process count {report['processes']}")
     return out
