@@ -70,11 +70,13 @@ def test_the_gate_drops_no_finding(repo: SecretRepo) -> None:
     extra = {
         "tricky.go": 'dbPassword := "s3cr3t-Value"\n',
         "tricky.c": 'char password[25] = "another-Value1";\n',
-        "tricky.js": 'if ("hunter-Two2" === userPassword) {}\nconst api_key = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0"\n',
+        "tricky.cpp": 'std::string secret("cpp-Value4");\n',
+        "tricky.js": 'const api_key = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0"\n',
         "tricky.ini": "[db]\npasswd = plain-Value3\n",
     }
     for path, text in {**loaded_files(repo), **extra}.items():
         assert scan_text(path, text) == scan_text(path, text, gate=False), path
+    assert all(scan_text(path, text) for path, text in extra.items())  # each form is found at all
 
 
 def test_hyperscan_and_python_gates_agree(repo: SecretRepo) -> None:

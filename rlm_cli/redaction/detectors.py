@@ -108,9 +108,10 @@ _KINDS: dict[type[BasePlugin], str] = {
 # so it is never narrower in either engine. Horizontal space only: a gate never spans lines.
 _W = r"(?:\w|[^\x00-\x7f])"
 _SP = r"(?:[^\S\n]|[^\x00-\x7f])"
-# The stems of every keyword-led plugin: detect-secrets' keyword list, and the vendor
-# assignment forms (`cloudant_password = ...`, `ibm_api_key: ...`).
-_KW = r"(?i:key|pw|pass|secret|token|contrase)"
+# The stems of detect-secrets' keyword list (`api_key`, `db_pass`, `passwd`, `contraseña`...), and
+# of the vendor assignment forms (`cloudant_password = ...`, `ibm_api_key: ...`, `sl_token`).
+_KW = r"(?i:key|pass|pwd|secret|contrase)"
+_VENDOR_KW = r"(?i:key|pw|pass|token)"
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class Family:
     gate: str  # a regex both Hyperscan and `re` read the same way; never spans a line break
     plugins: tuple[BasePlugin, ...]
     guessing: bool = False  # keyword and entropy: heuristics, filtered harder (module docstring)
-    unquoted_only: bool = False  # only in files where detect-secrets takes unquoted keyword values
+    # only in files for which the keyword plugin uses one of these regex sets (None: every file)
+    keyword_sets: tuple[object, ...] | None = None
 
 
 def _families() -> tuple[Family, ...]:
@@ -130,8 +132,6 @@ def _families() -> tuple[Family, ...]:
         _KW + _W + r"*[\]'\"]{0,2}" + _SP + r"*(?::|[!=]{1,3}>?)" + _SP + r"*@?['\"`]",
         # char password[25] = "x"
         _KW + _W + r"*\[[0-9]*\]" + _SP + r"*[!=]{1,2}" + _SP + r"*@?\"",
-        # secret("x") / secret.assign("x")
-        _KW + _W + r"*(?:.assign)?\(\"",
         # private_key "x";
         _KW + r"[^\n]*['\"`];",
         # "x" == password
@@ -139,8 +139,10 @@ def _families() -> tuple[Family, ...]:
     ))
     # YAML, INI, .env, Go...: detect-secrets also takes an unquoted value there.
     unquoted = _KW + _W + r"*[\]'\"]{0,2}" + _SP + r"*(?::|[!=]{1,3})"
+    # C++: secret("x") / secret.assign("x")
+    cpp = _KW + _W + r"*(?:.assign)?\(\""
     # cloudant_password = <64 hex>, ibm_api_key: <44 chars>, softlayer_key  <64>: spaces count as `=`
-    vendor = _KW + r"[\]'\"]{0,2} *(?:=|:|:=|=>| +|::) *['\"]?[A-Za-z0-9_-]{24}"
+    vendor = _VENDOR_KW + r"[\]'\"]{0,2} *(?:=|:|:=|=>| +|::) *['\"]?[A-Za-z0-9_-]{24}"
     return (
         Family("aws", r"A(?:3T[A-Z0-9]|BIA|CCA|KIA|SIA)[0-9A-Z]{16}|(?i:aws)[^\n]*['\"][0-9a-zA-Z/+]{40}['\"]",
                (AWSKeyDetector(),)),
@@ -167,7 +169,10 @@ def _families() -> tuple[Family, ...]:
         Family("vendor-keyword", vendor,
                (CloudantDetector(), IbmCloudIamDetector(), IbmCosHmacDetector(), SoftlayerDetector())),
         Family("keyword", quoted, (KeywordDetector(),), guessing=True),
-        Family("keyword-unquoted", unquoted, (KeywordDetector(),), guessing=True, unquoted_only=True),
+        Family("keyword-unquoted", unquoted, (KeywordDetector(),), guessing=True,
+               keyword_sets=(keyword.CONFIG_DENYLIST_REGEX_TO_GROUP, keyword.GOLANG_DENYLIST_REGEX_TO_GROUP)),
+        Family("keyword-c++", cpp, (KeywordDetector(),), guessing=True,
+               keyword_sets=(keyword.C_PLUS_PLUS_REGEX_TO_GROUP,)),
         Family(
             "entropy",
             # the whole quoted string in the plugin's charset, long enough to pass its entropy limit:
@@ -283,7 +288,7 @@ def scan_text(path: str, text: str, gate: bool = True) -> list[Span]:
         piece = unit.rstrip()
         for family_index in sorted(candidates[index]):
             family = FAMILIES[family_index]
-            if (family.guessing and profile.skip_guessing) or (family.unquoted_only and not profile.unquoted_keywords):
+            if (family.guessing and profile.skip_guessing) or not profile.wants(family):
                 continue
             found = [
                 span
@@ -310,12 +315,14 @@ def _units(lines: list[str]) -> Iterator[tuple[int, int, str]]:
 @dataclass(frozen=True)
 class _Profile:
     filename: str  # what the keyword plugin is told, to pick its regexes for the file type
-    unquoted_keywords: bool  # detect-secrets takes `password: value` unquoted in this file type
+    keyword_set: object  # the regexes it picks
     skip_guessing: bool  # lock files, swagger, assets: the keyword/entropy guesses are noise there
+
+    def wants(self, family: Family) -> bool:
+        return family.keyword_sets is None or any(self.keyword_set is chosen for chosen in family.keyword_sets)
 
 
 _CONFIG_NAMES = (".env", ".netrc", ".npmrc", ".pypirc", ".pgpass", ".git-credentials", ".htpasswd")
-_UNQUOTED_SETS = (keyword.CONFIG_DENYLIST_REGEX_TO_GROUP, keyword.GOLANG_DENYLIST_REGEX_TO_GROUP)
 
 
 def _profile(path: str) -> _Profile:
@@ -324,9 +331,9 @@ def _profile(path: str) -> _Profile:
     # `KEY=value` files with no extension detect-secrets knows: read them as config files.
     config = lowered.startswith(_CONFIG_NAMES) or lowered.endswith((".env", ".envrc"))
     filename = "config.cnf" if config else name
-    unquoted = keyword.REGEX_BY_FILETYPE.get(determine_file_type(filename)) in _UNQUOTED_SETS
+    chosen = keyword.REGEX_BY_FILETYPE.get(determine_file_type(filename), keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
     skip = heuristic.is_lock_file(name) or heuristic.is_swagger_file(path) or heuristic.is_non_text_file(name)
-    return _Profile(filename=filename, unquoted_keywords=unquoted, skip_guessing=skip)
+    return _Profile(filename=filename, keyword_set=chosen, skip_guessing=skip)
 
 
 def _plugin_spans(
