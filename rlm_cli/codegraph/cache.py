@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rlm_cli.blobcache import BlobCache
 from rlm_cli.codegraph.queries import queries_version
-from rlm_cli.config import cache_dir
+from rlm_cli.paths import cache_dir
 
 # Bump when FileIndex changes shape in a way the source digest below would not notice.
 FORMAT_VERSION = 1
