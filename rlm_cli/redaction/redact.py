@@ -52,17 +52,18 @@ class Redaction:
     duration_s: float
 
     def summary(self) -> str:
-        """'redacted 3 secrets in 2 files (2 aws-key, 1 private-key)'."""
+        """'redacted 3 secrets in 2 files (2 aws-key, 1 private-key)', for stderr."""
         if not self.findings:
             return f"no secrets found in {len(self.files):,} file(s)"
+        return "redacted " + self.described()
+
+    def described(self) -> str:
+        """'3 secrets in 2 files (2 aws-key, 1 private-key)'."""
         kinds = Counter(finding.kind for finding in self.findings)
         paths = len({finding.path for finding in self.findings})
         count = len(self.findings)
         detail = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
-        return (
-            f"redacted {count:,} secret{'s' if count != 1 else ''} in {paths:,} file{'s' if paths != 1 else ''}"
-            f" ({detail})"
-        )
+        return f"{count:,} secret{'s' if count != 1 else ''} in {paths:,} file{'s' if paths != 1 else ''} ({detail})"
 
     def records(self) -> list[dict[str, object]]:
         return [{"kind": f.kind, "path": f.path, "line": f.line} for f in self.findings]
