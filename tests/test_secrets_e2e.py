@@ -13,8 +13,12 @@ import json
 from pathlib import Path
 
 from conftest import Ran, run_rlm
+from git_http_server import GitHttpServer
 from scripted_server import ScriptedServer
 from secret_fixture import SecretRepo, make_secret_repo
+from test_secret_sources import TOKEN, served
+
+__all__ = ["served"]  # the fixture, shared with test_secret_sources
 
 CELLS = [
     "for path, text in context.files.items():\n    print('=== ' + path)\n    print(text)",
@@ -81,3 +85,34 @@ def test_with_no_redact_the_same_cells_carry_the_secrets_out(scripted_server, tm
     assert ran.code == 0, ran.stderr
     assert leaked(server, repo) == set(repo.planted)  # files skipped by name stay out even so
     assert "redacted" not in ran.stderr
+
+
+def test_credentials_of_a_clone_url_stay_out_of_stderr_the_trajectory_and_the_prompt(
+    scripted_server, tmp_path: Path, served: GitHttpServer
+) -> None:
+    server = scripted_server([repl("print(context[:2000])"), repl("FINAL('done')")])
+    trace = tmp_path / "trace.jsonl"
+    with served:
+        url = served.url.replace("http://", f"http://alice:{TOKEN}@") + "/proj.git"
+        ran = run_rlm("ask", url, "What is this?", *server.cli_args(), "--trace", str(trace),
+                      env={"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"})
+
+    assert ran.code == 0, ran.stderr
+    assert "served over http" in server.requests[-1].raw.decode()  # the clone was read
+    assert f"git repository proj from {served.url}/proj.git" in server.requests[0].raw.decode()
+    run_start = next(json.loads(line) for line in trace.read_text().splitlines() if '"run_start"' in line)
+    assert run_start["sources"] == [served.url + "/proj.git"]
+    exposed = ran.stderr + trace.read_text() + "".join(r.raw.decode() for r in server.requests)
+    assert TOKEN not in exposed
+
+
+def test_inspect_lists_kind_file_and_line(tmp_path: Path) -> None:
+    repo = make_secret_repo(tmp_path / "repo", seed=13)
+    text = run_rlm("inspect", str(repo.root))
+    data = run_rlm("inspect", str(repo.root), "--json")
+
+    assert text.code == 0 and data.code == 0, text.stderr + data.stderr
+    assert "secrets: 13 secrets in 5 files (" in text.stdout
+    assert "  aws-key at app/settings.py:3\n" in text.stdout
+    assert {"kind": "private-key", "path": "docs/deploy.md", "line": 3} in data.json()["secrets"]
+    assert not [value for value in repo.values if value in text.stdout + data.stdout]
