@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rlm_cli.blobcache import BlobCache
 from rlm_cli.codegraph.build import available_cores, balanced_batches, pool_context
-from rlm_cli.redaction.detectors import Span, scan_text
+from rlm_cli.redaction.detectors import Span, gated_lines, scan_text
 
 __all__ = ["Finding", "Redaction", "apply_spans", "redact", "scanner_version"]
 
@@ -167,6 +167,7 @@ def _scan_all(todo: list[tuple[bytes, str, str]], processes: int | None) -> Iter
     workers = available_cores() if processes is None else max(1, processes)
     done: set[str] = set()
     if workers > 1 and len(todo) > 1 and sum(len(text) for _, _, text in todo) >= POOL_MIN_CHARS:
+        gated_lines("")  # compile the gate here, once, so forked workers inherit it
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
                 futures = [
