@@ -10,7 +10,7 @@ import pytest
 from secret_fixture import SecretRepo, make_secret_repo
 
 from rlm_cli.redaction import redact, redaction_wanted
-from rlm_cli.redaction.detectors import Span, gated_lines, gated_lines_re, scan_text
+from rlm_cli.redaction.detectors import Span, _hyperscan_database, gated_lines, gated_lines_re, scan_text
 from rlm_cli.redaction.redact import POOL_MIN_CHARS, apply_spans
 from rlm_cli.sources import load_sources
 
@@ -141,3 +141,19 @@ def test_a_pool_scans_like_one_process(repo: SecretRepo) -> None:
 )
 def test_the_default_rule(flag: bool | None, model: str, sub_model: str, wanted: bool) -> None:
     assert redaction_wanted(flag, model, sub_model) is wanted
+
+
+def test_the_compiled_gate_is_kept_and_a_broken_copy_replaced(repo: SecretRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("hyperscan")
+    monkeypatch.setenv("RLM_CACHE_DIR", str(tmp_path / "cache"))
+    text = loaded_files(repo)["app/settings.py"]
+    _hyperscan_database.cache_clear()
+    try:
+        first = gated_lines(text)
+        (stored,) = (tmp_path / "cache" / "secrets").glob("gate-*.hsdb")
+        stored.write_bytes(b"not a database")
+        _hyperscan_database.cache_clear()
+        assert gated_lines(text) == first == gated_lines_re(text)
+        assert stored.stat().st_size > 1000  # compiled again and stored again
+    finally:
+        _hyperscan_database.cache_clear()

@@ -116,3 +116,16 @@ def test_inspect_lists_kind_file_and_line(tmp_path: Path) -> None:
     assert "  aws-key at app/settings.py:3\n" in text.stdout
     assert {"kind": "private-key", "path": "docs/deploy.md", "line": 3} in data.json()["secrets"]
     assert not [value for value in repo.values if value in text.stdout + data.stdout]
+
+
+def test_the_repl_redacts_by_the_same_rule(scripted_server, tmp_path: Path) -> None:
+    repo = make_secret_repo(tmp_path / "repo", seed=14)
+    server = scripted_server([], sub_answer=lambda prompt: "ok")
+    typed = "print(context)\nprint(llm_query(context.files['app/settings.py']))\n"
+    redacted = run_rlm("repl", str(repo.root), *server.cli_args(), input=typed)
+    plain = run_rlm("repl", str(repo.root), *server.cli_args(), "--no-redact", input="print(context)\n")
+
+    assert redacted.code == 0 and plain.code == 0, redacted.stderr + plain.stderr
+    assert "[REDACTED:aws-key]" in redacted.stdout and "redacted 13 secrets in 5 files" in redacted.stderr
+    assert not [value for value in repo.values if value in redacted.stdout] and leaked(server, repo) == set()
+    assert set(repo.planted) <= {value for value in repo.planted if value in plain.stdout}

@@ -28,11 +28,14 @@ A result is a list of `Span`s (line, columns, kind); values are never kept.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import metadata
 
 from detect_secrets.filters import heuristic
 from detect_secrets.plugins import keyword
@@ -68,6 +71,8 @@ from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 from detect_secrets.plugins.twilio import TwilioKeyDetector
 from detect_secrets.settings import get_settings
 from detect_secrets.util.filetype import determine_file_type
+
+from rlm_cli.paths import cache_dir
 
 __all__ = ["FAMILIES", "Span", "gated_lines", "gated_lines_re", "scan_text"]
 
@@ -224,19 +229,35 @@ def gated_lines_re(text: str, families: Sequence[Family] = FAMILIES) -> dict[int
 
 @lru_cache(maxsize=1)
 def _hyperscan_database() -> object | None:
-    """All gates in one database, each reporting once per line at the line's end; None without Hyperscan."""
+    """All gates in one database, each reporting once per line at the line's end; None without Hyperscan.
+
+    Compiling takes a few hundred milliseconds, so the compiled database is kept in
+    `<cache>/secrets/` (named by a digest of the gates and the Hyperscan version) and loaded after.
+    """
     try:
         import hyperscan
     except ImportError:
         return None
-    database = hyperscan.Database()
     expressions = [f"(?:{family.gate})[^\\n]*$".encode() for family in FAMILIES]
+    version = metadata.version("hyperscan").encode()  # loadb refuses another version's database anyway
+    digest = hashlib.sha256(b"\0".join([version, *expressions])).hexdigest()[:16]
+    stored = cache_dir() / "secrets" / f"gate-{digest}.hsdb"
+    with contextlib.suppress(OSError, hyperscan.error):
+        loaded = hyperscan.loadb(stored.read_bytes(), hyperscan.HS_MODE_BLOCK)
+        loaded.scratch = hyperscan.Scratch(loaded)  # a loaded database comes without one
+        return loaded
+    database = hyperscan.Database()
     database.compile(
         expressions=expressions,
         ids=list(range(len(expressions))),
         elements=len(expressions),
         flags=hyperscan.HS_FLAG_MULTILINE,
     )
+    with contextlib.suppress(OSError):  # the cache is an optimisation only
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        scratch = stored.with_name(f"{stored.name}.{os.getpid()}")
+        scratch.write_bytes(hyperscan.dumpb(database))
+        os.replace(scratch, stored)
     return database
 
 
