@@ -144,7 +144,16 @@ class RunEnd(Event):
     depth: int = 0
 
 
-TRAJECTORY_TYPES = frozenset({"run_start", "notice", "root_response", "cell", "subcall", "final", "run_end"})
+@dataclass(frozen=True)
+class Redacted(Event):
+    """Secrets replaced by markers before the context reached the worker: kind, path, line each, never a value."""
+
+    type: ClassVar[str] = "redaction"
+    summary: str
+    findings: list[dict[str, Any]]
+
+
+TRAJECTORY_TYPES = frozenset({"run_start", "notice", "redaction", "root_response", "cell", "subcall", "final", "run_end"})
 
 
 class Sink(Protocol):

@@ -1,8 +1,8 @@
 """`rlm inspect`: what the context would hold, with no model call.
 
 Takes the sources loaded exactly as `rlm ask` loads them, builds the code graph (parallel, cached) and
-summarises: files kept and skipped (and why), size and a token estimate, repository, languages
-and symbols by kind. The CLI prints `as_text()` or `as_json()`; `outline()` is the graph's tree.
+summarises: files kept and skipped (and why), size and a token estimate, repository, languages,
+symbols by kind, and the secrets a run with a remote model would redact (kind, file, line). The CLI prints `as_text()` or `as_json()`; `outline()` is the graph's tree.
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rlm_cli.codegraph import CodeIndex, build_code_index
+from rlm_cli.paths import cache_dir
+from rlm_cli.redaction import Redaction, redact
 from rlm_cli.sources.loader import LoadedSources
 from rlm_cli.units import estimate_tokens
+
+SECRETS_SHOWN = 20  # in the text form; --json lists them all
 
 
 @dataclass(frozen=True)
 class Inspection:
     loaded: LoadedSources
     index: CodeIndex
+    secrets: Redaction
 
     def as_json(self) -> dict[str, Any]:
         code = self.index.summary()
@@ -32,6 +37,7 @@ class Inspection:
             "languages": code["languages"],
             "symbols_by_kind": code["symbols_by_kind"],
             "code": {k: v for k, v in code.items() if k not in ("languages", "symbols_by_kind")},
+            "secrets": self.secrets.records(),
         }
 
     def as_text(self) -> str:
@@ -55,8 +61,13 @@ class Inspection:
             lines.append(f"parsed with errors: {code['parsed_with_errors']:,} files")
         cache = code["cache"]
         lines.append(f"code graph: {code['index_time_s']:.2f} s, {cache['hits']:,} files from cache, {cache['parsed']:,} parsed")
+        found = self.secrets.findings
+        lines.append("secrets: " + (f"{self.secrets.described()}, redacted for a remote model" if found else "none found"))
+        lines.extend(f"  {f.kind} at {f.path}:{f.line}" for f in found[:SECRETS_SHOWN])
+        if len(found) > SECRETS_SHOWN:
+            lines.append(f"  ... and {len(found) - SECRETS_SHOWN:,} more (--json lists them all)")
         return "\n".join(lines)
 
 
 def inspect_sources(loaded: LoadedSources) -> Inspection:
-    return Inspection(loaded, build_code_index(loaded.files))
+    return Inspection(loaded, build_code_index(loaded.files), redact(loaded.files, cache_dir() / "secrets"))

@@ -131,6 +131,7 @@ class Recorded:
     model: str
     messages: Messages
     body: dict[str, Any]
+    raw: bytes  # the request body exactly as it arrived
     path: str
     headers: dict[str, str]  # names lower-cased
     received_at: float
@@ -458,12 +459,12 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError) as exc:
             self._send_raw(400, _error_json(f"scripted server: bad request body: {exc}", 400))
             return
-        self._chat(path, body, model, messages)
+        self._chat(path, body, model, messages, raw)
 
-    def _chat(self, path: str, body: dict[str, Any], model: str, messages: Messages) -> None:
+    def _chat(self, path: str, body: dict[str, Any], model: str, messages: Messages, raw: bytes) -> None:
         scripted = self.server.scripted
         kind: Kind = "root" if model == scripted.root_model else "sub"
-        record = Recorded(kind=kind, model=model, messages=messages, body=body, path=path,
+        record = Recorded(kind=kind, model=model, messages=messages, body=body, raw=raw, path=path,
                           headers={k.lower(): v for k, v in self.headers.items()}, received_at=time.monotonic())
         plan = scripted._begin(record)
         finished = False

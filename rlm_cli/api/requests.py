@@ -38,13 +38,18 @@ class Inputs:
 
 @dataclass(frozen=True)
 class AskRequest:
-    """One question about some inputs. `trace=None` keeps the trajectory in `<cache>/runs`."""
+    """One question about some inputs. `trace=None` keeps the trajectory in `<cache>/runs`.
+
+    `redact`: replace secrets by markers before the worker sees the text (True), or not (False);
+    None applies the default rule (on unless every model is the bundled local one).
+    """
 
     inputs: Inputs
     question: str
     models: ModelFlags = ModelFlags()
     limits: Limits = field(default_factory=Limits)
     trace: Path | None = None
+    redact: bool | None = None
 
     def checked_question(self) -> str:
         question = self.question.strip()
@@ -65,3 +70,4 @@ class ReplRequest:
     inputs: Inputs
     models: ModelFlags = ModelFlags()
     cell_timeout: float = Limits.cell_timeout
+    redact: bool | None = None  # as in AskRequest; the rule looks at the sub-model, llm_query's

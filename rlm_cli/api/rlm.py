@@ -28,11 +28,13 @@ from rlm_cli.api.results import AskResult
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.engine import Run, RunConfig, RunResult, Session
 from rlm_cli.errors import Interrupted, LimitError, ModelError, RlmError
-from rlm_cli.events import Fanout, Notice, Sink
+from rlm_cli.events import Fanout, Notice, Redacted, Sink
 from rlm_cli.inspection import Inspection, inspect_sources
 from rlm_cli.model_client import Completion, LiteLLMClient, ModelSettings, warm_up
-from rlm_cli.paths import check_writable
+from rlm_cli.paths import cache_dir, check_writable
+from rlm_cli.redaction import redact, redaction_wanted
 from rlm_cli.settings import ModelFlags, Settings
+from rlm_cli.sources.loader import LoadedSources
 from rlm_cli.trace.trajectory import TrajectoryWriter, default_trace_path
 
 T = TypeVar("T")
@@ -99,6 +101,8 @@ class Rlm:
             for line in loaded.skipped_lines():
                 sink.emit(Notice(line))
             sink.emit(Notice(f"loaded {len(loaded.files):,} file(s), {loaded.chars:,} characters"))
+            wanted = redaction_wanted(request.redact, settings.models.model, settings.models.sub_model)
+            files = await _within(budget, "scanning for secrets", lambda: _redacted(loaded, wanted, sink))
             if session is None:
                 session = ModelSession(settings, self._notify(sink), self._make_client)
             config = RunConfig(
@@ -112,7 +116,7 @@ class Rlm:
                 repository=asdict(loaded.repository) if loaded.repository else None,
             )
             run = Run(config, sink, session.make_client, budget)
-            result = await run.answer(loaded.files)
+            result = await run.answer(files)
             return _ask_result(result, writer.path)
         except LimitError as exc:  # before the run started (loading, a local server): a result too
             return self._early_result(exc, "limit", settings, budget, writer)
@@ -160,8 +164,10 @@ class Rlm:
             sub, make_client = ModelSettings("(no model)"), lambda settings: Unconfigured(why)
             sink.emit(Notice(why, level="warning"))
         try:
+            named = session.choice.sub_model if session is not None else sub.model  # `local`, not its server's name
+            files = _redacted(loaded, redaction_wanted(request.redact, named, named), sink)
             config = RunConfig(question="", root=sub, sub=sub, limits=Limits(cell_timeout=request.cell_timeout))
-            async with Run(config, sink, make_client).session(loaded.files) as repl:
+            async with Run(config, sink, make_client).session(files) as repl:
                 yield repl
         finally:
             if session is not None:
@@ -184,6 +190,16 @@ class Unconfigured:
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         raise ModelError(self._why)
+
+
+def _redacted(loaded: LoadedSources, wanted: bool, sink: Sink) -> Mapping[str, str]:
+    """The files with their secrets replaced by markers, said on stderr and in the trajectory."""
+    if not wanted:
+        return loaded.files
+    redaction = redact(loaded.files, cache_dir() / "secrets")
+    sink.emit(Notice(redaction.summary()))
+    sink.emit(Redacted(redaction.summary(), redaction.records()))
+    return redaction.files
 
 
 def _ask_result(result: RunResult, trace: Path | None) -> AskResult:

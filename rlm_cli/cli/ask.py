@@ -21,6 +21,7 @@ from rlm_cli.cli.options import (
     MaxFileSize,
     Model,
     NoGitignore,
+    Redact,
     Source,
     SubApiBase,
     SubModel,
@@ -59,6 +60,7 @@ def ask(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
     trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
+    redact: Redact = None,
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -83,6 +85,7 @@ def ask(
             model_flags(model, sub_model, api_base, sub_api_base),
             limits,
             trace,
+            redact,
         )
         view = None if quiet else console_trace()
         try:

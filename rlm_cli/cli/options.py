@@ -39,6 +39,15 @@ ApiBase = Annotated[
 ]
 SubApiBase = Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")]
 CellTimeout = Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")]
+# What leaves the machine: ask, repl.
+Redact = Annotated[
+    bool | None,
+    typer.Option(
+        "--redact/--no-redact",
+        help="Replace secrets (keys, tokens, passwords, private keys) by [REDACTED:kind] before a model sees"
+        " the input. Default: on, unless every model is the bundled local one.",
+    ),
+]
 
 
 def inputs(

@@ -24,6 +24,7 @@ from rlm_cli.cli.options import (
     MaxFileSize,
     Model,
     NoGitignore,
+    Redact,
     Source,
     SubApiBase,
     SubModel,
@@ -51,6 +52,7 @@ def repl(
     api_base: ApiBase = None,
     sub_api_base: SubApiBase = None,
     cell_timeout: CellTimeout = DEFAULTS.cell_timeout,
+    redact: Redact = None,
 ) -> None:
     """A person at the REPL the root model uses: `context`, its methods, and llm_query (to the sub-model)."""
     from rlm_cli.api import ReplRequest, Rlm
@@ -63,6 +65,7 @@ def repl(
             inputs(source, add, include, exclude, no_gitignore, max_file_size),
             model_flags(model, sub_model, api_base, sub_api_base),
             cell_timeout,
+            redact,
         )
         asyncio.run(_serve(Rlm(sinks=[NoticeLines(sys.stderr)]), request, _read_line))
 

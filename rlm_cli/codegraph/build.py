@@ -143,10 +143,10 @@ def _parse_all(
 def _parse_in_pool(
     work: list[tuple[bytes, str, str]], workers: int
 ) -> Iterator[tuple[bytes, bytes]]:
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
         futures: list[Future[list[tuple[bytes, bytes]]]] = [
             pool.submit(_parse_batch, batch)
-            for batch in _balanced_batches(work, workers * _BATCHES_PER_WORKER)
+            for batch in balanced_batches(work, workers * _BATCHES_PER_WORKER)
         ]
         for future in as_completed(futures):
             yield from future.result()
@@ -171,7 +171,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _balanced_batches(
+def balanced_batches(
     work: list[tuple[bytes, str, str]], count: int
 ) -> list[list[tuple[bytes, str, str]]]:
     """Split into ``count`` batches of similar total size, the batch with the largest files first.
@@ -189,7 +189,7 @@ def _balanced_batches(
     return [batches[i] for i in order if batches[i]]
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def pool_context() -> multiprocessing.context.BaseContext:
     """``fork`` where it is the platform default and safe (Linux, no other threads running).
 
     Forking is the cheapest start (workers inherit the loaded grammars), but forking a process

@@ -6,9 +6,14 @@ reimplementation matches. Every function here that reads a local work tree retur
 is missing or refuses (not a work tree, "dubious ownership"...), so the loader can fall back to
 walking the directory itself. Only cloning a URL, which cannot work without git, raises.
 
-Clones live in `<cache>/repos/<sha256(url)[:16]>`, where `<cache>` is `$RLM_CACHE_DIR` or the
-platform's user cache directory for "rlm". A clone is made in a temporary directory and renamed
-into place, so two rlm processes cloning the same URL cannot leave a half-made clone behind.
+Clones live in `<cache>/repos/<sha256(url without credentials)[:16]>`, where `<cache>` is
+`$RLM_CACHE_DIR` or the platform's user cache directory for "rlm". A clone is made in a temporary
+directory and renamed into place, so two rlm processes cloning the same URL cannot leave a
+half-made clone behind.
+
+Credentials in a URL (`https://user:token@host/repo.git`) never reach the clone's `.git/config`,
+its cache key or a message: git is given the URL without them, and a one-shot credential helper
+(`-c credential.helper=...`) that reads them from its environment, for the clone and each refresh.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rlm_cli.errors import InputError
 from rlm_cli.paths import cache_dir
@@ -71,17 +76,42 @@ def repo_name_from_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Drop `user:token@` from an http(s) URL: a remote URL ends up in prompts and trace files."""
-    if not url.lower().startswith(("https://", "http://")):
+    """Drop credentials from a URL: a remote URL ends up in prompts, trace files and messages.
+
+    http(s) loses its whole `user:token@` (a token is often the user name); other schemes keep
+    a user without a password (`ssh://git@host/...`). Anything that is not a URL is unchanged.
+    """
+    if "://" not in url:
         return url
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
-    host = parts.netloc.rsplit("@", 1)[1]
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if parts.scheme.lower() not in ("http", "https") and ":" not in userinfo:
+        return url
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[bytes] | None:
+# A credential helper that answers git's `get` with what the environment holds, and nothing else;
+# the empty helper before it drops the user's own helpers, which could store the token on disk.
+_HELPER = '!f() { test "$1" = get && printf "username=%s\\npassword=%s\\n" "$RLM_GIT_USERNAME" "$RLM_GIT_PASSWORD"; }; f'
+
+
+def _credentials(url: str) -> tuple[list[str], dict[str, str] | None]:
+    """git options and environment that hand the URL's credentials to git without the URL."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or parts.username is None:
+        return [], None
+    environ = dict(os.environ)
+    environ["RLM_GIT_USERNAME"] = unquote(parts.username)
+    environ["RLM_GIT_PASSWORD"] = unquote(parts.password or "")
+    environ["GIT_TERMINAL_PROMPT"] = "0"
+    return ["-c", "credential.helper=", "-c", f"credential.helper={_HELPER}"], environ
+
+
+def _run(
+    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes] | None:
     """Run git; None when git is not installed. stdin is closed so git never eats ours."""
     try:
         return subprocess.run(
@@ -90,6 +120,7 @@ def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
             stdin=subprocess.DEVNULL,
             capture_output=True,
             check=False,
+            env=env,
         )
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return None
@@ -122,10 +153,12 @@ def clone_or_update(url: str) -> Path:
     A refresh that fails (offline, server down) is not an error when a clone exists: reading
     a slightly old copy beats refusing to answer.
     """
+    public = redact_url(url)
+    options, env = _credentials(url)
     repos = cache_dir() / "repos"
-    target = repos / hashlib.sha256(url.encode()).hexdigest()[:16]
+    target = repos / hashlib.sha256(public.encode()).hexdigest()[:16]
     if (target / ".git").is_dir():
-        _refresh(target)
+        _refresh(target, options, env)
         return target
     if target.exists():  # a leftover that is not a clone: make room for a fresh one
         shutil.rmtree(target, ignore_errors=True)
@@ -135,22 +168,22 @@ def clone_or_update(url: str) -> Path:
     except OSError as exc:
         raise InputError(f"cannot create the clone cache {repos}: {exc.strerror}") from exc
     clone = scratch / "clone"
-    result = _run(["clone", "--depth", "1", "--quiet", "--", url, str(clone)])
+    result = _run([*options, "clone", "--depth", "1", "--quiet", "--", public, str(clone)], env=env)
     if result is None or result.returncode != 0:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise InputError(f"cannot clone {redact_url(url)}: {_git_complaint(result)}")
+        raise InputError(f"cannot clone {public}: {_git_complaint(result)}")
     try:
         clone.rename(target)
     except OSError:  # another rlm process put its clone there first; use that one
         if not (target / ".git").is_dir():
             shutil.rmtree(scratch, ignore_errors=True)
-            raise InputError(f"cannot store the clone of {redact_url(url)} in {target}")
+            raise InputError(f"cannot store the clone of {public} in {target}")
     shutil.rmtree(scratch, ignore_errors=True)
     return target
 
 
-def _refresh(clone: Path) -> None:
-    fetched = _run(["fetch", "--depth", "1", "--quiet", "origin", "HEAD"], cwd=clone)
+def _refresh(clone: Path, options: list[str], env: dict[str, str] | None) -> None:
+    fetched = _run([*options, "fetch", "--depth", "1", "--quiet", "origin", "HEAD"], cwd=clone, env=env)
     if fetched is None or fetched.returncode != 0:
         return
     if _ok_stdout(_run(["reset", "--hard", "--quiet", "FETCH_HEAD"], cwd=clone)) is not None:

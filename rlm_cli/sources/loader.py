@@ -1,7 +1,7 @@
 """Turn the sources a user names (files, directories, git URLs, stdin) into path -> text.
 
 This runs in the host. It decides what enters the context: ignore rules, --include/--exclude,
-binary and size checks, decoding. Whatever it leaves out is reported as a `Skipped` entry with
+secret files by name (`secret_files`), binary and size checks, decoding. Whatever it leaves out is reported as a `Skipped` entry with
 a short reason, so `rlm inspect` can say why a file is missing. Problems with a file inside a
 directory are never fatal; problems with a source the user named are an `InputError`, and so
 is ending up with nothing to load.
@@ -28,6 +28,7 @@ import pathspec
 from rlm_cli.errors import InputError, UsageError
 from rlm_cli.sources import git
 from rlm_cli.sources.git import RepoInfo
+from rlm_cli.sources.secret_files import SECRET_FILE, is_secret_file
 from rlm_cli.units import DEFAULT_MAX_FILE_SIZE, format_size, parse_size
 
 __all__ = ["LoadOptions", "LoadedSources", "RepoInfo", "Skipped", "load_sources"]
@@ -67,7 +68,7 @@ class LoadedSources:
 
     files: dict[str, str]  # path -> text, in load order
     skipped: tuple[Skipped, ...]
-    sources: tuple[str, ...]  # as given by the user ('-' for stdin)
+    sources: tuple[str, ...]  # as given by the user ('-' for stdin), credentials dropped from URLs
     repository: RepoInfo | None  # when the first source is (in) a git work tree, or a git URL
 
     @property
@@ -122,11 +123,12 @@ def load_sources(
     for part in parts:
         files.update(part.files)
         skipped.extend(part.skipped)
-    _refuse_empty(sources, files, skipped)
+    shown = tuple(git.redact_url(source) for source in sources)
+    _refuse_empty(shown, files, skipped)
     return LoadedSources(
         files=files,
         skipped=tuple(skipped),
-        sources=tuple(sources),
+        sources=shown,
         repository=parts[0].repository,
     )
 
@@ -146,7 +148,7 @@ def _load_one(
         part = _load_directory(clone, source, options, filters)
         part.name = git.repo_name_from_url(source)
         if want_repo:
-            part.repository = git.repo_info(clone, url=source)
+            part.repository = git.repo_info(clone, url=git.redact_url(source))
         return part
     path = Path(source)
     try:
@@ -167,6 +169,7 @@ def _load_one(
 
 
 def _named_source_error(source: str, exc: OSError) -> InputError:
+    source = git.redact_url(source)
     if exc.errno == errno.ENOENT:
         hint = ""
         if source.lower().startswith(("http://", "https://")):
@@ -274,6 +277,10 @@ class _Filters:
     def included(self, rel: str) -> bool:
         return self.include is None or self.include.match_file(rel)
 
+    def secret(self, rel: str) -> bool:
+        """A secret file by name, which only an --include brings in."""
+        return self.include is None and is_secret_file(rel)
+
 
 def _load_directory(root: Path, source: str, options: LoadOptions, filters: _Filters) -> _Part:
     """Choose the members (git's list, or our own walk) then read them."""
@@ -330,6 +337,8 @@ def _select_from_git(
             skipped.append(Skipped(rel, EXCLUDED))
         elif not filters.included(rel):
             skipped.append(Skipped(rel, NOT_INCLUDED))
+        elif filters.secret(rel):
+            skipped.append(Skipped(rel, SECRET_FILE))
         else:
             kept.append(rel)
     skipped.extend(Skipped(rel, IGNORED) for rel in git.list_ignored(root))
@@ -389,6 +398,8 @@ def _walk(root: Path, filters: _Filters, use_gitignore: bool, skipped: list[Skip
                 subdirs.append(shown)
             elif not filters.included(rel):
                 skipped.append(Skipped(rel, NOT_INCLUDED))
+            elif filters.secret(rel):
+                skipped.append(Skipped(rel, SECRET_FILE))
             else:
                 kept.append(rel)
         stack.extend((subdir, ignores) for subdir in reversed(subdirs))
