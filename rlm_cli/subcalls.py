@@ -21,6 +21,7 @@ from rlm_cli.worker.protocol import LlmRequest
 # A sub-RLM: (question, context text, depth) -> answer.
 Recurse = Callable[[str, str, int], Awaitable[str]]
 CHARS_PER_TOKEN = 4  # a rough, deliberately generous estimate for the window pre-check
+PREVIEW_CHARS = 600  # of each prompt and reply kept in the trajectory for viewers
 TRUNCATED_NOTE = "\n[rlm: this answer was cut off at the sub-model's output limit; ask for less, or split the question]"
 
 
@@ -144,5 +145,7 @@ class SubcallRunner:
                 cached=cached,
                 error=error,
                 faults=faults,
+                prompt_preview=prompt[:PREVIEW_CHARS],
+                response_preview=text[:PREVIEW_CHARS],
             )
         )

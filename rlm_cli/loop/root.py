@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlm_cli.budget import Budget
-from rlm_cli.events import Cell, CellStart, RootResponse, Sink
+from rlm_cli.events import Cell, CellStart, Message, RootResponse, Sink
 from rlm_cli.loop.parsing import code_blocks, prose
 from rlm_cli.loop.prompts import LAST_TURN, NO_CODE_TURN, REPEATED, STALLED_TURN, PromptProfile, system_prompt
 from rlm_cli.model_client import ModelClient
@@ -81,10 +81,9 @@ class RootLoop:
     async def run(self, question: str) -> LoopResult:
         limits = self._budget.limits
         system = system_prompt(self._profile, self._client.model, self._worker.describe, self._sub_chars)
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": self._first_turn(question)},
-        ]
+        messages: list[dict[str, str]] = []
+        self._send(messages, "system", system, 1)
+        self._send(messages, "user", self._first_turn(question), 1)
         ran: set[str] = set()
         repeats = 0
         last_turn_after = limits.max_iterations  # the turn after this iteration is the last chance
@@ -98,7 +97,7 @@ class RootLoop:
             if not blocks:
                 if last_chance:
                     return LoopResult(prose(reply) or None, "limit", iteration - 1, reason)
-                messages.append({"role": "user", "content": cut + NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1))})
+                self._send(messages, "user", cut + NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1)), iteration + 1)
                 continue
             shown: list[str] = []
             for number, code in enumerate(blocks, 1):
@@ -123,8 +122,13 @@ class RootLoop:
                 turn = self._profile.output_turn.format(
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
                 )
-            messages.append({"role": "user", "content": cut + turn})
+            self._send(messages, "user", cut + turn, iteration + 1)
         return LoopResult(None, "limit", iteration - 1, reason)
+
+    def _send(self, messages: list[dict[str, str]], role: str, content: str, iteration: int) -> None:
+        """Add a system or user message to the conversation, and to the trajectory (for export and follow-ups)."""
+        messages.append({"role": role, "content": content})
+        self._sink.emit(Message(role, content, iteration, self._depth))
 
     def _first_turn(self, question: str) -> str:
         hint = self._profile.code_hint if self._worker.describe.get("code") else ""

@@ -74,12 +74,16 @@ class _Batch:
 
 
 class ConsoleTrace:
-    """A sink that renders events on `console`; `live` adds the status line on a terminal."""
+    """A sink that renders events on `console`; `live` adds the status line on a terminal.
 
-    def __init__(self, console: Console, live: bool) -> None:
+    `highlight` (default: as `live`) colours the code; `rlm show` replays with colour, no status line.
+    """
+
+    def __init__(self, console: Console, live: bool, highlight: bool | None = None) -> None:
         self.console = console
         self._live: Live | None = None
         self._want_live = live
+        self._highlight = live if highlight is None else highlight
         self._status = "starting"
         self._batch = _Batch()
         self._since = time.monotonic()
@@ -140,7 +144,7 @@ class ConsoleTrace:
     def _cell_start(self, event: CellStart) -> None:
         self._batch = _Batch()
         code = trim_lines(event.code, CODE_LINES, 0)
-        if self._want_live:
+        if self._highlight:
             self.console.print(Padding(Syntax(code, "python", theme="ansi_dark", background_color="default"), (0, 0, 0, 2)))
         else:
             self.console.print(Text(_indent(code, 2, "> ")))
