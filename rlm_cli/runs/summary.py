@@ -124,10 +124,9 @@ def summarise_file(path: Path, mtime: float | None = None) -> RunSummary:
     bad file does not hide the others from `rlm runs`.
     """
     try:
-        head, tail, whole = _head_and_tail(path)
+        records, damaged, whole = _head_and_tail(path)
     except OSError as exc:
         return RunSummary(path.stem, str(path), mtime or 0.0, "unreadable", error=exc.strerror or str(exc))
-    records, damaged = parse_lines(head + ([] if whole else tail))
     if not records:
         return RunSummary(path.stem, str(path), mtime or _mtime(path), "unreadable", error="no record could be read", damaged=damaged)
     trajectory = Trajectory(path, records, damaged)
@@ -136,13 +135,29 @@ def summarise_file(path: Path, mtime: float | None = None) -> RunSummary:
     return summarise(read_run(path), mtime)  # no run_end: every record counts
 
 
-def _head_and_tail(path: Path) -> tuple[list[str], list[str], bool]:
-    """The first HEAD_LINES lines, the complete lines of the last TAIL_BYTES, and whether that was the whole file."""
+def _head_and_tail(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
+    """The records up to run_start and from run_end on, the damaged lines among them, and whether
+    that was the whole file (a small file is simply read whole)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size <= 2 * TAIL_BYTES:
-            return f.read().decode("utf-8", "replace").splitlines(), [], True
-        head = [f.readline().decode("utf-8", "replace") for _ in range(HEAD_LINES)]
+            records, damaged = parse_lines(f.read().decode("utf-8", "replace").splitlines())
+            return records, damaged, True
+        head: list[str] = []
+        for _ in range(HEAD_LINES):
+            head.append(f.readline().decode("utf-8", "replace"))
+            if '"run_start"' in head[-1]:
+                break
         f.seek(size - TAIL_BYTES)
-        tail = f.read().decode("utf-8", "replace").splitlines()[1:]  # the first one is a fragment
-        return head, tail, False
+        lines = f.read().decode("utf-8", "replace").splitlines()[1:]  # the first one is a fragment
+    tail: list[str] = []
+    ended = False
+    for line in reversed(lines):  # back to `final` before run_end; a bench score after them is kept too
+        tail.insert(0, line)
+        record = parse_lines([line])[0]
+        kind = record[0]["type"] if record and not record[0].get("depth") else None
+        ended = ended or kind == "run_end"
+        if ended and kind == "final":
+            break
+    records, damaged = parse_lines(head + tail)
+    return records, damaged, False
