@@ -116,7 +116,8 @@ def _cell(tree: _Tree, record: dict[str, Any], depth: int, lexer: PythonLexer, f
         "truncated": bool(record.get("truncated")),
         "error": record.get("error"),
         "final": bool(record.get("final")),
-        "subcalls": tree.waiting_subcalls.pop((depth, record.get("cell_id")), []),
+        # recorded as they finish; shown as they started (ids are given at the start)
+        "subcalls": sorted(tree.waiting_subcalls.pop((depth, record.get("cell_id")), []), key=lambda i: tree.subcalls[i]["id"] or 0),
         "children": tree.waiting_turns.pop(depth + 1, []),
     }
     turn = tree.current.get(depth)
