@@ -7,10 +7,11 @@ the page's script from the blob. Sub-call rows are built only when their list is
 page of rows at a time, so a run with thousands of sub-calls opens at once.
 
 How records become a tree: a turn starts at each `root_response`; a `cell` record (written when
-the cell ends) joins the current turn of its depth and adopts the sub-calls it made (those one
-level deeper with its cell id) and the sub-RLM turns (one level deeper) recorded while it ran.
-Records written by other versions read too: unknown fields are ignored, `cost` (or the usage's
-`cost_usd`) and `kind` of a sub-call are used when present.
+the cell ends) joins the current turn of its loop and adopts the sub-calls it made (same loop,
+same cell id) and the turns of the sub-RLMs it started (`records.loop_key`: by `parent` ids
+where records carry them, else by depth). Records written by other versions read too: unknown
+fields are ignored, `cost` (or the usage's `cost_usd`) and `kind` of a sub-call are used when
+present.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from rlm_cli.loop.parsing import prose
-from rlm_cli.runs.records import Trajectory
+from rlm_cli.runs.records import TOP_LOOPS, LoopKey, Trajectory, loop_key
 from rlm_cli.runs.summary import summarise
 
 STYLE = "friendly"
@@ -41,9 +42,9 @@ class _Tree:
 
     turns: list[dict[str, Any]] = field(default_factory=list)
     subcalls: list[dict[str, Any]] = field(default_factory=list)
-    current: dict[int, dict[str, Any]] = field(default_factory=dict)  # the open turn of each depth
-    waiting_turns: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    waiting_subcalls: dict[tuple[int, int | None], list[int]] = field(default_factory=lambda: defaultdict(list))
+    current: dict[LoopKey, dict[str, Any]] = field(default_factory=dict)  # the open turn of each loop
+    waiting_turns: dict[LoopKey, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    waiting_subcalls: dict[tuple[LoopKey, Any], list[int]] = field(default_factory=lambda: defaultdict(list))
 
 
 def view_data(trajectory: Trajectory) -> dict[str, Any]:
@@ -55,17 +56,16 @@ def view_data(trajectory: Trajectory) -> dict[str, Any]:
     lexer, formatter = PythonLexer(), HtmlFormatter(nowrap=True)
     for record in trajectory.records:
         kind = record["type"]
-        depth = int(record.get("depth") or 0)
         if kind == "root_response":
-            _turn(tree, record, depth)
+            _turn(tree, record)
         elif kind == "cell":
-            _cell(tree, record, depth, lexer, formatter)
+            _cell(tree, record, lexer, formatter)
         elif kind == "subcall":
             tree.subcalls.append(_subcall(record))
-            tree.waiting_subcalls[(depth - 1, record.get("cell_id"))].append(len(tree.subcalls) - 1)
+            tree.waiting_subcalls[(loop_key(record), record.get("cell_id"))].append(len(tree.subcalls) - 1)
     unfinished = {
         "subcalls": [i for ids in tree.waiting_subcalls.values() for i in ids],
-        "children": [t for turns in tree.waiting_turns.values() for t in turns],
+        "children": [{"id": key[1] if key[0] == "parent" else None, "turns": t} for key, t in tree.waiting_turns.items() if t],
     }
     return {
         "run": {
@@ -83,12 +83,13 @@ def view_data(trajectory: Trajectory) -> dict[str, Any]:
     }
 
 
-def _turn(tree: _Tree, record: dict[str, Any], depth: int) -> dict[str, Any]:
+def _turn(tree: _Tree, record: dict[str, Any]) -> dict[str, Any]:
     usage = record.get("usage") or {}
     duration = float(record.get("duration_s") or 0)
+    key = loop_key(record)
     turn = {
         "iteration": record.get("iteration"),
-        "depth": depth,
+        "depth": int(record.get("depth") or 0),
         "start": round(float(record.get("t") or 0) - duration, 3),
         "duration": round(duration, 3),
         "in": usage.get("input_tokens") or 0,
@@ -98,14 +99,23 @@ def _turn(tree: _Tree, record: dict[str, Any], depth: int) -> dict[str, Any]:
         "prose": prose(str(record.get("text") or "")),
         "cells": [],
     }
-    (tree.turns if depth == 0 else tree.waiting_turns[depth]).append(turn)
-    tree.current[depth] = turn
+    (tree.turns if key in TOP_LOOPS else tree.waiting_turns[key]).append(turn)
+    tree.current[key] = turn
     return turn
 
 
-def _cell(tree: _Tree, record: dict[str, Any], depth: int, lexer: PythonLexer, formatter: HtmlFormatter) -> None:
+def _cell(tree: _Tree, record: dict[str, Any], lexer: PythonLexer, formatter: HtmlFormatter) -> None:
     duration = float(record.get("duration_s") or 0)
     code = str(record.get("code") or "")
+    key = loop_key(record)
+    # recorded as they finish; shown as they started (ids are given at the start)
+    subcalls = sorted(tree.waiting_subcalls.pop((key, record.get("cell_id")), []), key=lambda i: tree.subcalls[i]["id"] or 0)
+    if "parent" in record:  # each sub-RLM this cell started, by the id of its own sub-call
+        ids = [tree.subcalls[i]["id"] for i in subcalls if tree.subcalls[i]["kind"] == "rlm"]
+        children = [{"id": i, "turns": tree.waiting_turns.pop(("parent", i))} for i in ids if ("parent", i) in tree.waiting_turns]
+    else:  # older records: whatever ran one level deeper meanwhile
+        turns = tree.waiting_turns.pop(("depth", int(record.get("depth") or 0) + 1), [])
+        children = [{"id": None, "turns": turns}] if turns else []
     cell = {
         "id": record.get("cell_id"),
         "start": round(float(record.get("t") or 0) - duration, 3),
@@ -116,13 +126,12 @@ def _cell(tree: _Tree, record: dict[str, Any], depth: int, lexer: PythonLexer, f
         "truncated": bool(record.get("truncated")),
         "error": record.get("error"),
         "final": bool(record.get("final")),
-        # recorded as they finish; shown as they started (ids are given at the start)
-        "subcalls": sorted(tree.waiting_subcalls.pop((depth, record.get("cell_id")), []), key=lambda i: tree.subcalls[i]["id"] or 0),
-        "children": tree.waiting_turns.pop(depth + 1, []),
+        "subcalls": subcalls,
+        "children": children,
     }
-    turn = tree.current.get(depth)
+    turn = tree.current.get(key)
     if turn is None:  # a cell with no reply recorded before it (a damaged file)
-        turn = _turn(tree, {"iteration": record.get("iteration"), "t": cell["start"]}, depth)
+        turn = _turn(tree, {**record, "t": cell["start"], "duration_s": 0, "usage": {}, "text": ""})
     turn["cells"].append(cell)
 
 

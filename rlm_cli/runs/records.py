@@ -64,3 +64,23 @@ def read_run(path: Path) -> Trajectory:
     if not records:
         raise InputError(f"{path} is not a trajectory: no record in it could be read")
     return Trajectory(path, records, damaged)
+
+
+LoopKey = tuple[str, int | None]
+
+
+def loop_key(record: dict[str, Any]) -> LoopKey:
+    """Which root loop a record belongs to (for a sub-call: the loop of the cell that made it).
+
+    Records that carry `parent` (the id of the sub-RLM's own `subcall` record; None at the top)
+    say it exactly. Older ones only have `depth`, which cannot tell apart two sub-RLMs at the
+    same depth; those are grouped by depth, which is right whenever sub-RLMs ran one at a time.
+    """
+    if "parent" in record:
+        parent = record["parent"]
+        return ("parent", parent if isinstance(parent, int) else None)
+    depth = int(record.get("depth") or 0)
+    return ("depth", depth - 1 if record.get("type") == "subcall" else depth)
+
+
+TOP_LOOPS = (("parent", None), ("depth", 0))

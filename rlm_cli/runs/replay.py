@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rlm_cli.events import Cell, CellStart, Event, Subcall, SubcallStart, from_record
+from rlm_cli.runs.records import LoopKey, loop_key
 
 
 def events(records: list[dict[str, Any]]) -> Iterator[Event]:
@@ -21,7 +22,7 @@ def events(records: list[dict[str, Any]]) -> Iterator[Event]:
     Records this version cannot read (an unknown type, a missing field) are passed over.
     """
     parsed = [_event(r) for r in records]
-    parent = _parent_cells(parsed)
+    parent = _parent_cells(records, parsed)
     started: set[int] = set()
     for i, event in enumerate(parsed):
         if event is None:
@@ -44,17 +45,17 @@ def _event(record: dict[str, Any]) -> Event | None:
         return None
 
 
-def _parent_cells(parsed: list[Event | None]) -> dict[int, int]:
-    """For each sub-call, the position of the cell that made it: the next cell one level up
-    with its cell id (cell ids restart in every sub-RLM, so "next" is what tells them apart)."""
-    upcoming: dict[tuple[int, int], int] = {}
+def _parent_cells(records: list[dict[str, Any]], parsed: list[Event | None]) -> dict[int, int]:
+    """For each sub-call, the position of the cell that made it: the next cell of the same loop
+    with its cell id (cell ids restart in every sub-RLM, so "next" tells them apart)."""
+    upcoming: dict[tuple[LoopKey, int], int] = {}
     parent: dict[int, int] = {}
     for i in range(len(parsed) - 1, -1, -1):
         event = parsed[i]
         if isinstance(event, Cell):
-            upcoming[(event.depth, event.cell_id)] = i
+            upcoming[(loop_key(records[i]), event.cell_id)] = i
         elif isinstance(event, Subcall) and event.cell_id is not None:
-            found = upcoming.get((event.depth - 1, event.cell_id))
+            found = upcoming.get((loop_key(records[i]), event.cell_id))
             if found is not None:
                 parent[i] = found
     return parent
