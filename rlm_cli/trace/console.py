@@ -205,3 +205,9 @@ def console_trace() -> ConsoleTrace:
     """The trace for this process's stderr: live on a terminal, plain lines elsewhere."""
     console = Console(stderr=True, soft_wrap=True)  # long lines stay whole in logs
     return ConsoleTrace(console, live=console.is_terminal)
+
+
+def replay_trace() -> ConsoleTrace:
+    """`rlm show`: the same trace on stdout (it is the output asked for), highlighted on a terminal."""
+    console = Console(soft_wrap=True)
+    return ConsoleTrace(console, live=False, highlight=console.is_terminal)
