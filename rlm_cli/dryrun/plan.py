@@ -51,7 +51,7 @@ class DryRun:
     skipped: tuple[Skipped, ...]
     chars: int
     tokens: TokenCount
-    prompt_chars: int
+    prompt: str  # the system prompt and the first user turn, as the root model would get them
     prompt_tokens: TokenCount
     root: ModelPrice
     sub: ModelPrice
@@ -72,7 +72,7 @@ class DryRun:
             "skipped": [asdict(s) for s in self.skipped],
             "chars": self.chars,
             "tokens": asdict(self.tokens),
-            "prompt": {"chars": self.prompt_chars, **asdict(self.prompt_tokens), "profile": self.profile},
+            "prompt": {"chars": len(self.prompt), **asdict(self.prompt_tokens), "profile": self.profile, "text": self.prompt},
             "models": {"root": asdict(self.root), "sub": asdict(self.sub)},
             "cost_usd": {
                 "root": asdict(self.root_cost),
@@ -96,7 +96,7 @@ class DryRun:
             lines.append(f"  skipped {len(paths):,} ({reason}): {', '.join(paths[:3])}{more}")
         lines.append(f"input: {self.chars:,} characters, {self.tokens.tokens:,} tokens ({self.tokens.method})")
         lines.append(
-            f"root prompt: {self.prompt_chars:,} characters, {self.prompt_tokens.tokens:,} tokens"
+            f"root prompt: {len(self.prompt):,} characters, {self.prompt_tokens.tokens:,} tokens"
             f" ({self.profile} prompt; the input itself is never in it)"
         )
         lines.append(f"root model {self.root.model}: {_price(self.root)}")
@@ -168,7 +168,7 @@ def plan(
         skipped=loaded.skipped,
         chars=len(text),
         tokens=tokens,
-        prompt_chars=len(prompt),
+        prompt=prompt,
         prompt_tokens=prompt_tokens,
         root=root,
         sub=sub,
