@@ -176,3 +176,78 @@ def test_export_writes_one_example_per_run_and_counts_the_rest(tmp_path: Path) -
     assert list(example) == ["messages"]
     assert [m["role"] for m in example["messages"]] == ["system", "user", "assistant", "user", "assistant"]
     assert "FINAL('42 errors')" in example["messages"][-1]["content"]
+
+
+def _record(type_: str, t: float, **fields: object) -> dict[str, object]:
+    """A record as the engine writes it, with the fields these tests do not care about filled in."""
+    kind = type_
+    usage = {"input_tokens": 10, "output_tokens": 2, "cost_usd": None}
+    base: dict[str, object] = {"type": kind, "t": t}
+    if kind in ("root_response", "subcall"):
+        base |= {"usage": usage, "duration_s": 0.1}
+    if kind == "root_response":
+        base |= {"text": "```repl\nx\n```", "faults": []}
+    if kind == "cell":
+        base |= {"output": "", "output_chars": 0, "duration_s": 0.1, "error": None, "iteration": 1}
+    if kind == "subcall":
+        base |= {"model": "m", "prompt_chars": 1, "response_chars": 1, "cached": False, "error": None, "faults": []}
+    return base | fields
+
+
+def test_concurrent_sub_rlms_nest_under_their_own_sub_call_by_parent_id(tmp_path: Path) -> None:
+    """Two sub-RLMs started by one batch interleave in the file; `parent` ids tell them apart."""
+    from rlm_cli.runs.html import view_data
+
+    top = {"parent": None, "depth": 0}
+    records = [
+        _record("run_start", 0, sources=["a"], model="m", sub_model="m", question="q?", depth=0),
+        _record("root_response", 1, iteration=1, **top),
+        _record("root_response", 2, iteration=1, depth=1, parent=1),
+        _record("root_response", 2.1, iteration=1, depth=1, parent=2),
+        _record("subcall", 2.2, id=3, cell_id=1, depth=2, parent=2),  # made by sub-RLM 2's cell 1
+        _record("cell", 2.3, cell_id=1, code="print(2)", depth=1, parent=2),
+        _record("cell", 2.4, cell_id=1, code="print(1)", depth=1, parent=1, final=True),
+        _record("subcall", 2.5, id=1, cell_id=1, depth=1, kind="rlm", parent=None),
+        _record("cell", 2.6, cell_id=1, code="print(2b)", depth=1, parent=2, final=True),
+        _record("subcall", 2.7, id=2, cell_id=1, depth=1, kind="rlm", parent=None),
+        _record("cell", 3, cell_id=1, code="rlm_query_batched(...)", final=True, **top),
+        _record("final", 3.1, answer="a", status="ok", depth=0),
+        _record("run_end", 3.2, status="ok", iterations=1, subcalls=3, usage={}, duration_s=3.2, depth=0),
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    data = view_data(read_run(path))
+
+    (turn,) = data["turns"]
+    (cell,) = turn["cells"]
+    assert [data["subcalls"][i]["id"] for i in cell["subcalls"]] == [1, 2]
+    groups = {g["id"]: g["turns"] for g in cell["children"]}
+    assert [c["code"].count("print") for c in groups[1][0]["cells"]] == [1]
+    second = groups[2][0]["cells"]
+    assert len(second) == 2 and [data["subcalls"][i]["id"] for i in second[0]["subcalls"]] == [3]
+    assert data["unfinished"] == {"subcalls": [], "children": []}
+
+    shown = [(type(e).__name__, getattr(e, "code", None)) for e in events(read_run(path).records)]
+    names = [name for name, _ in shown]
+    # the replay starts sub-RLM 2's cell before the sub-call that cell made
+    assert names.index("SubcallStart") == names.index("CellStart") + 1 and shown[names.index("CellStart")][1] == "print(2)"
+
+
+def test_an_interrupted_run_shows_the_cell_that_did_not_finish(tmp_path: Path) -> None:
+    from rlm_cli.runs.html import view_data
+
+    path = write_run(tmp_path / "cut.jsonl", turns=2, subcalls=6, end=False)
+    lines = path.read_text().splitlines()
+    last_cell = max(i for i, line in enumerate(lines) if json.loads(line)["type"] == "cell")
+    path.write_text("\n".join(lines[:last_cell]) + "\n")  # killed while cell 2 ran its sub-calls
+
+    data = view_data(read_run(path))
+
+    assert [len(t["cells"]) for t in data["turns"]] == [1, 0]
+    assert len(data["unfinished"]["subcalls"]) == 3 and data["run"]["status"] == "interrupted"
+    out = io.StringIO()
+    sink = ConsoleTrace(Console(file=out, soft_wrap=True), live=False)
+    for event in events(read_run(path).records):
+        sink.emit(event)
+    assert "iteration 2" in out.getvalue() and "cell 1" in out.getvalue()
