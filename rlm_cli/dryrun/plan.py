@@ -59,6 +59,7 @@ class DryRun:
     sub_cost: CostRange
     max_iterations: int
     profile: str
+    code: dict[str, Any] | None  # the code graph's counts, as the prompt states them; None for no code
 
     @property
     def cost(self) -> CostRange:
@@ -73,6 +74,7 @@ class DryRun:
             "chars": self.chars,
             "tokens": asdict(self.tokens),
             "prompt": {"chars": len(self.prompt), **asdict(self.prompt_tokens), "profile": self.profile, "text": self.prompt},
+            "code": self.code,
             "models": {"root": asdict(self.root), "sub": asdict(self.sub)},
             "cost_usd": {
                 "root": asdict(self.root_cost),
@@ -95,6 +97,12 @@ class DryRun:
             more = f", ... ({len(paths) - 3:,} more)" if len(paths) > 3 else ""
             lines.append(f"  skipped {len(paths):,} ({reason}): {', '.join(paths[:3])}{more}")
         lines.append(f"input: {self.chars:,} characters, {self.tokens.tokens:,} tokens ({self.tokens.method})")
+        if self.code:
+            languages = ", ".join(f"{lang} {n:,}" for lang, n in self.code["languages"].items())
+            lines.append(
+                f"code graph: {self.code['parsed_files']:,} files ({languages}), {self.code['symbols']:,} symbols,"
+                f" built in {self.code['index_time_s']:.2f} s"
+            )
         lines.append(
             f"root prompt: {len(self.prompt):,} characters, {self.prompt_tokens.tokens:,} tokens"
             f" ({self.profile} prompt; the input itself is never in it)"
@@ -176,4 +184,5 @@ def plan(
         sub_cost=sub_cost,
         max_iterations=turns,
         profile=profile.name,
+        code=describe.get("code"),
     )
