@@ -63,6 +63,7 @@ class RootResponse(Event):
     duration_s: float
     faults: tuple[str, ...] = ()
     depth: int = 0
+    parent: int | None = None  # the `subcall` id of the sub-RLM this turn belongs to (None at depth 0)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class CellStart(Event):
     iteration: int
     code: str
     depth: int = 0
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Cell(Event):
     final: bool = False
     truncated: bool = False  # the model was shown only the head and tail
     depth: int = 0
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,22 +100,27 @@ class SubcallStart(Event):
     depth: int
     model: str
     prompt_chars: int
+    kind: str = "llm"  # llm: one model call; rlm: a recursive sub-RLM with its own REPL
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
 class Subcall(Event):
     type: ClassVar[str] = "subcall"
     id: int
-    cell_id: int | None
+    cell_id: int | None  # the cell that made it, within the loop at `depth - 1`
     depth: int
     model: str
     prompt_chars: int
     response_chars: int
-    usage: Usage
+    usage: Usage  # a sub-RLM's usage is its whole subtree: its own turns and every call under it
     duration_s: float
+    cost: float | None = None  # USD, None where the model has no known price
     cached: bool = False
     error: str | None = None
     faults: tuple[str, ...] = ()
+    kind: str = "llm"
+    parent: int | None = None  # the sub-RLM whose cell made this call (None at the top)
     # The head of the prompt and of the reply, for viewers (`rlm show`); never the whole context.
     prompt_preview: str = ""
     response_preview: str = ""
@@ -154,6 +162,7 @@ class Message(Event):
     content: str
     iteration: int  # the turn this message is input to
     depth: int = 0
+    parent: int | None = None  # as for RootResponse: the sub-RLM this conversation belongs to
 
 
 _BY_TYPE: dict[str, type[Event]] = {

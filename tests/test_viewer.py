@@ -128,10 +128,11 @@ def test_thirty_turns_and_two_thousand_sub_calls_open_without_building_every_row
 
     lists = _css(browser, "details.subs")
     assert len(lists) == 30
-    _rows_after(browser, lists[0].find_element("css selector", "summary"), 67)  # 2,000 over 30 cells
-    _rows_after(browser, lists[5].find_element("css selector", "summary"), 67 * 2)
+    _rows_after(browser, lists[0].find_element("css selector", "summary"), 67 + 1)  # 2,000 over 30 cells, and the sub-RLM
+    _rows_after(browser, lists[5].find_element("css selector", "summary"), 67 * 2 + 1)
     data = json.loads(browser.execute_script("return document.getElementById('run-data').textContent"))
-    assert len(data["subcalls"]) == 2000
+    assert len(data["subcalls"]) == 2001
+    assert _css(browser, "details.sub[data-id='1'] .mono")[0].text == "rlm #1"
     browser.save_screenshot(str(tmp_path / "big.png"))
 
 

@@ -67,7 +67,8 @@ def write_run(
         total += usage
         emit(RootResponse(iteration, f"Step {iteration}: I look for errors.\n```repl\n{code}\n```", usage, 1.0))
         if sub_rlm and iteration == 1:
-            _sub_rlm(emit, clock)
+            call_id += 1
+            total += _sub_rlm(emit, clock, call_id)
         cell_start = clock.now
         for n in range(per_cell[iteration - 1]):
             call_id += 1
@@ -90,12 +91,19 @@ def write_run(
     return path
 
 
-def _sub_rlm(emit: Callable[[Event], None], clock: Clock) -> None:
-    """Two turns of a depth-1 sub-RLM, recorded while the depth-0 cell 1 runs."""
+def _sub_rlm(emit: Callable[[Event], None], clock: Clock, call_id: int) -> Usage:
+    """A two-turn depth-1 sub-RLM started by the depth-0 cell 1, as the engine records it: its
+    turns carry the id of its own `subcall` record (kind `rlm`, written when it ends) as `parent`."""
     emit(Notice("sub-RLM at depth 1 over 1,234 characters"))
+    started = clock.now
+    usage = Usage()
     for iteration in (1, 2):
         clock.advance(0.5)
         code = "FINAL('deep')" if iteration == 2 else "print(len(context))"
-        emit(RootResponse(iteration, f"```repl\n{code}\n```", Usage(300, 10), 0.5, depth=1))
+        usage += Usage(300, 10)
+        emit(RootResponse(iteration, f"```repl\n{code}\n```", Usage(300, 10), 0.5, depth=1, parent=call_id))
         emit(Cell(iteration, iteration, code, "1234" if iteration == 1 else "(no output)", 4, 0.01, None,
-                  final=iteration == 2, depth=1))
+                  final=iteration == 2, depth=1, parent=call_id))
+    emit(Subcall(call_id, 1, 1, "openai/sub", 1250, 4, usage, clock.now - started, kind="rlm",
+                 prompt_preview="How long is it?", response_preview="deep"))
+    return usage

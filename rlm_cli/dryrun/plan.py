@@ -21,15 +21,15 @@ from typing import Any
 
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.codegraph import build_code_index
-from rlm_cli.dryrun.prices import CHARS_PER_TOKEN, ModelPrice, TokenCount, count_tokens, price_for
+from rlm_cli.dryrun.prices import ModelPrice, TokenCount, count_tokens, price_for
+from rlm_cli.engine import prompt_code_summary, sub_chars_for
 from rlm_cli.loop.prompts import profile_for, system_prompt
 from rlm_cli.sources.context import Context
 from rlm_cli.sources.loader import LoadedSources, Skipped
+from rlm_cli.units import CHARS_PER_TOKEN
 
 REPLY_TOKENS = 400  # a root reply: a few lines of prose and a cell
 SUB_REPLY_TOKENS = 300  # a sub-call's answer
-DEFAULT_SUB_CHARS = 100_000  # as the engine assumes when the sub-model's window is unknown
-CODE_KEYS = ("parsed_files", "languages", "symbols", "symbols_by_kind", "text_only", "index_time_s")  # as Run._index_code
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,9 @@ def context_summary(loaded: LoadedSources) -> dict[str, Any]:
     """What the prompt says about the context, as the engine composes it for the worker
     (`Run.worker`): the context's own summary, the code graph's counts, the repository."""
     describe = Context(loaded.files).describe()
-    code = build_code_index(loaded.files).summary()
-    if code["symbols"]:
-        describe["code"] = {k: code[k] for k in CODE_KEYS}
+    code = prompt_code_summary(build_code_index(loaded.files).summary())
+    if code is not None:
+        describe["code"] = code
     if loaded.repository:
         describe["repository"] = asdict(loaded.repository)
     return describe
@@ -157,7 +157,7 @@ def plan(
     text = Context(loaded.files)
     tokens = count_tokens(text, model)
     profile = profile_for(model, profile_name)
-    sub_chars = int(sub.max_input_tokens * CHARS_PER_TOKEN * 0.8) if sub.max_input_tokens else DEFAULT_SUB_CHARS
+    sub_chars = sub_chars_for(sub.max_input_tokens)
     hint = profile.code_hint if describe.get("code") else ""
     first = profile.first_turn.format(question=question, budget=Budget(limits).summary(1), code_hint=hint)
     prompt = system_prompt(profile, model, describe, sub_chars) + "\n" + first

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from rlm_cli.local.model_spec import is_local_model
+from rlm_cli.units import CHARS_PER_TOKEN
 
-CHARS_PER_TOKEN = 4  # the estimate where no tokenizer is known
 EXACT_CHARS = 2_000_000  # beyond this, count a sample and scale (tokenizing 100 MB takes too long)
 SAMPLES = 40
 

@@ -10,15 +10,10 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rlm_cli.config import cache_dir
 from rlm_cli.errors import InputError
+from rlm_cli.paths import runs_dir
 from rlm_cli.runs.index import RunIndex
 from rlm_cli.runs.summary import RunSummary
-
-
-def runs_dir() -> Path:
-    """Where `rlm ask` keeps trajectories when no `--trace` is given."""
-    return cache_dir() / "runs"
 
 
 def trajectories(directory: Path) -> list[Path]:

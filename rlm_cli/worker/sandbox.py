@@ -35,6 +35,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rlm_cli.errors import UsageError
+from rlm_cli.units import parse_size
+
 GIB = 1 << 30
 
 # <linux/sched.h>, <linux/prctl.h>
@@ -111,14 +114,17 @@ class Policy:
 
 
 def _size_env(env: Any, name: str, default: int) -> int | None:
+    """A size from the environment in the one size grammar (`units.parse_size`); `none`,
+    `unlimited` or `0` lift the limit."""
     text = env.get(name)
     if not text:
         return default
     if text.strip().lower() in ("none", "unlimited", "0"):
         return None
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    text = text.strip().lower().rstrip("ib")
-    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"{name}: {exc}") from None
 
 
 # -- worker side -----------------------------------------------------------------------------
