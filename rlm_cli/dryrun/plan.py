@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.codegraph import build_code_index
-from rlm_cli.dryrun.prices import ModelPrice, TokenCount, count_tokens, price_for
+from rlm_cli.dryrun.prices import ModelPrice, TokenCount, count_tokens, price_for, warm_up
 from rlm_cli.engine import prompt_code_summary, sub_chars_for
 from rlm_cli.loop.prompts import profile_for, system_prompt
 from rlm_cli.sources.context import Context
 from rlm_cli.sources.loader import LoadedSources, Skipped
 from rlm_cli.units import CHARS_PER_TOKEN
+
+if TYPE_CHECKING:
+    from rlm_cli.api import AskRequest
+    from rlm_cli.settings import Settings
 
 REPLY_TOKENS = 400  # a root reply: a few lines of prose and a cell
 SUB_REPLY_TOKENS = 300  # a sub-call's answer
@@ -185,4 +189,14 @@ def plan(
         max_iterations=turns,
         profile=profile.name,
         code=describe.get("code"),
+    )
+
+
+def dry_run(request: AskRequest, settings: Settings) -> DryRun:
+    """The dry run of `request`: its sources loaded and indexed as a run would, no model called."""
+    question = request.checked_question()
+    warm_up(settings.models.model)  # the tokenizer loads while the sources do
+    loaded = request.inputs.load()
+    return plan(
+        loaded, question, settings.models.model, settings.models.sub_model, request.limits, context_summary(loaded), settings.profile
     )
