@@ -97,8 +97,7 @@ class Run:
         return self._client(sub if model is None else replace(sub, model=model))
 
     def _sub_chars(self) -> int:
-        window = self._sub_client(None).context_window()
-        return int(window * CHARS_PER_TOKEN * 0.8) if window else DEFAULT_SUB_CHARS
+        return sub_chars_for(self._sub_client(None).context_window())
 
     async def answer(self, files: Mapping[str, str]) -> RunResult:
         """Run the root loop over `files` and return what came of it; cleans up whatever happens.
@@ -228,10 +227,11 @@ class Run:
         """
         index = build_code_index(files, cache_dir=self.config.code_cache_dir)
         summary = index.summary()
-        if not summary["symbols"]:  # prose and data (Markdown, JSON) parse, but hold no code to query
+        stated = prompt_code_summary(summary)
+        if stated is None:
             return None
         self.sink.emit(Notice(_code_notice(summary)))
-        return index, CodeSummary.of(summary)
+        return index, stated
 
     async def _sub_rlm(self, question: str, context: str, depth: int, call_id: int) -> SubResult:
         """A recursive sub-RLM: its own worker over `context`, driven by the sub-model; its
@@ -273,6 +273,17 @@ class Session:
         return await self._worker.execute(
             self._cells, code, timeout=self._cell_timeout, max_output_chars=max_output_chars, on_llm=on_llm
         )
+
+
+def sub_chars_for(window: int | None) -> int:
+    """What the root is told one sub-call can read, from the sub-model's window in tokens."""
+    return int(window * CHARS_PER_TOKEN * 0.8) if window else DEFAULT_SUB_CHARS
+
+
+def prompt_code_summary(summary: dict[str, Any]) -> CodeSummary | None:
+    """The code graph's counts the prompt states (`rlm ask --dry-run` states the same); None when
+    nothing is code: prose and data (Markdown, JSON) parse, but hold no code to query."""
+    return CodeSummary.of(summary) if summary["symbols"] else None
 
 
 def _code_notice(summary: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ display, and notices are kept in the trajectory too so faults and skips are on r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 from rlm_cli.sources.summary import ContextSummary
@@ -122,6 +123,9 @@ class Subcall(Event):
     faults: tuple[str, ...] = ()
     kind: str = "llm"
     parent: int | None = None  # the sub-RLM whose cell made this call (None at the top)
+    # The head of the prompt and of the reply, for viewers (`rlm show`); never the whole context.
+    prompt_preview: str = ""
+    response_preview: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,60 @@ class Redacted(Event):
     findings: list[dict[str, Any]]
 
 
-TRAJECTORY_TYPES = frozenset({"run_start", "notice", "redaction", "root_response", "cell", "subcall", "final", "run_end"})
+# -- runs: reading trajectories back (owned by the `runs` branch) -----------------------------
+
+
+@dataclass(frozen=True)
+class Message(Event):
+    """A message the root model was sent (the system prompt, each user turn), as sent.
+
+    With `root_response` texts these make the whole conversation, so a run can be exported as
+    training data or continued without re-deriving its prompts.
+    """
+
+    type: ClassVar[str] = "message"
+    role: str  # system | user
+    content: str
+    iteration: int  # the turn this message is input to
+    depth: int = 0
+    parent: int | None = None  # as for RootResponse: the sub-RLM this conversation belongs to
+
+
+_BY_TYPE: dict[str, type[Event]] = {
+    cls.type: cls for cls in (RunStart, Notice, Redacted, RootResponse, CellStart, Cell, SubcallStart, Subcall, Final, RunEnd, Message)
+}
+
+
+def from_record(record: Mapping[str, Any]) -> Event | None:
+    """The event a trajectory record was written from; None for a type this version does not know.
+
+    Fields the event lacks (`t`, ones a later version added) are dropped and missing optional ones
+    take their defaults, so older and newer trajectories both read; a record missing a required
+    field raises ValueError.
+    """
+    cls = _BY_TYPE.get(str(record.get("type")))
+    if cls is None:
+        return None
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in record:
+            if f.default is MISSING:
+                raise ValueError(f"a {cls.type} record without `{f.name}`")
+            continue
+        value = record[f.name]
+        if f.name == "usage" and isinstance(value, Mapping):
+            value = Usage(int(value.get("input_tokens") or 0), int(value.get("output_tokens") or 0), value.get("cost_usd"))
+        elif f.name == "faults" and isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+# -- end of the runs part -----------------------------------------------------------------------
+
+TRAJECTORY_TYPES = frozenset(
+    {"run_start", "notice", "redaction", "root_response", "cell", "subcall", "final", "run_end", "message"}
+)
 
 
 class Sink(Protocol):

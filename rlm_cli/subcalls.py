@@ -22,6 +22,7 @@ from rlm_cli.model_client import Completion, ModelClient
 from rlm_cli.units import CHARS_PER_TOKEN
 from rlm_cli.worker.protocol import LlmRequest
 
+PREVIEW_CHARS = 600  # of each prompt and reply kept in the trajectory for viewers
 TRUNCATED_NOTE = "\n[rlm: this answer was cut off at the sub-model's output limit; ask for less, or split the question]"
 
 
@@ -132,6 +133,8 @@ class SubcallRunner:
                 error=result.error,
                 faults=completion.faults if completion else (),
                 parent=scope.parent,
+                prompt_preview=prompt[:PREVIEW_CHARS],
+                response_preview=(result.text or "")[:PREVIEW_CHARS],
             )
         )
         return result
@@ -180,6 +183,8 @@ class SubcallRunner:
                 error=result.error,
                 kind="rlm",
                 parent=scope.parent,
+                prompt_preview=question[:PREVIEW_CHARS],
+                response_preview=(result.text or "")[:PREVIEW_CHARS],
             )
         )
         return result

@@ -36,3 +36,22 @@ def test_completion_offers_options() -> None:
         check=True,
     )
     assert proc.stdout.split() == ["--max-cost"]
+
+
+def test_completion_offers_the_run_commands() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlm_cli"],
+        env={**os.environ, "_RLM_COMPLETE": "complete_bash", "COMP_WORDS": "rlm runs ex", "COMP_CWORD": "2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.split() == ["export"]
+    show = subprocess.run(
+        [sys.executable, "-m", "rlm_cli"],
+        env={**os.environ, "_RLM_COMPLETE": "complete_bash", "COMP_WORDS": "rlm show last --h", "COMP_CWORD": "3"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--html" in show.stdout.split()

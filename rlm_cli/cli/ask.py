@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -30,6 +30,9 @@ from rlm_cli.cli.options import (
 )
 from rlm_cli.errors import RlmError, UsageError
 from rlm_cli.paths import check_writable
+
+if TYPE_CHECKING:
+    from rlm_cli.api import AskRequest
 
 
 @app.command(no_args_is_help=True)
@@ -61,6 +64,9 @@ def ask(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
     trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
     redact: Redact = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="No model call: files kept and skipped, tokens, the prompt's size, a cost range.")
+    ] = False,
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -87,6 +93,8 @@ def ask(
             trace,
             redact,
         )
+        if dry_run:
+            _dry_run(request, as_json, output)
         view = None if quiet else console_trace()
         try:
             result = Rlm(sinks=[view] if view else []).ask(request)
@@ -102,6 +110,16 @@ def ask(
         elif result.answer is not None:
             _write(output, result.answer if result.answer.endswith("\n") else result.answer + "\n")
         conclude(result)
+
+
+def _dry_run(request: AskRequest, as_json: bool, output: Path | None) -> NoReturn:
+    """`--dry-run`: the figures (or their JSON object) where the answer would go; exit 0."""
+    from rlm_cli.api import Rlm
+    from rlm_cli.dryrun import dry_run
+
+    report = dry_run(request, Rlm().settings(request.models))
+    _write(output, (json.dumps(report.as_json(), ensure_ascii=False) if as_json else report.as_text()) + "\n")
+    raise typer.Exit(0)
 
 
 def _write(path: Path | None, text: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlm_cli.budget import Budget
-from rlm_cli.events import Cell, CellStart, RootResponse, Sink, Usage
+from rlm_cli.events import Cell, CellStart, Message, RootResponse, Sink, Usage
 from rlm_cli.loop.parsing import code_blocks, prose
 from rlm_cli.loop.prompts import (
     LAST_TURN,
@@ -94,10 +94,9 @@ class RootLoop:
     async def run(self, question: str) -> LoopResult:
         limits = self._budget.limits
         system = system_prompt(self._profile, self._client.model, self._worker.summary, self._sub_chars)
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": self._first_turn(question)},
-        ]
+        messages: list[dict[str, str]] = []
+        self._send(messages, "system", system, 1)
+        self._send(messages, "user", self._first_turn(question), 1)
         ran: set[str] = set()
         repeats = 0
         # Once a limit is reached the model gets one last turn; what it answers then is the best
@@ -119,7 +118,7 @@ class RootLoop:
                 turn = NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1))
                 if iteration >= limits.max_iterations:
                     forced, turn = "iteration limit reached", f"{turn}\n\n{LAST_TURN}"
-                messages.append({"role": "user", "content": cut + turn})
+                self._send(messages, "user", cut + turn, iteration + 1)
                 continue
             self.iterations = iteration
             refused = self._budget.subcalls_refused
@@ -152,12 +151,17 @@ class RootLoop:
                 turn = self._profile.output_turn.format(
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
                 )
-            messages.append({"role": "user", "content": cut + turn})
+            self._send(messages, "user", cut + turn, iteration + 1)
         return self._result(None, forced or "iteration limit reached")
 
     def _result(self, answer: str | None, forced: str | None) -> LoopResult:
         status = "ok" if forced is None else "limit"
         return LoopResult(answer, status, self.iterations, forced, self.usage)
+
+    def _send(self, messages: list[dict[str, str]], role: str, content: str, iteration: int) -> None:
+        """Add a system or user message to the conversation, and to the trajectory (for export and follow-ups)."""
+        messages.append({"role": role, "content": content})
+        self._sink.emit(Message(role, content, iteration, self._depth, self._parent))
 
     def _first_turn(self, question: str) -> str:
         hint = self._profile.code_hint if self._worker.summary.code else ""

@@ -80,12 +80,16 @@ class _Batch:
 
 
 class ConsoleTrace:
-    """A sink that renders events on `console`; `live` adds the status line on a terminal."""
+    """A sink that renders events on `console`; `live` adds the status line on a terminal.
 
-    def __init__(self, console: Console, live: bool) -> None:
+    `highlight` (default: as `live`) colours the code; `rlm show` replays with colour, no status line.
+    """
+
+    def __init__(self, console: Console, live: bool, highlight: bool | None = None) -> None:
         self.console = console
         self._live: Live | None = None
         self._want_live = live
+        self._highlight = live if highlight is None else highlight
         self._status = "starting"
         self._batch = _Batch()
         self._since = time.monotonic()
@@ -145,7 +149,7 @@ class ConsoleTrace:
     def _cell_start(self, event: CellStart) -> None:
         self._batch = _Batch()
         code = trim_lines(visible(event.code), CODE_LINES, 0)
-        if self._want_live:
+        if self._highlight:
             self.console.print(Padding(Syntax(code, "python", theme="ansi_dark", background_color="default"), (0, 0, 0, 2)))
         else:
             self.console.print(Text(_indent(code, 2, "> ")))
@@ -206,3 +210,9 @@ def console_trace() -> ConsoleTrace:
     """The trace for this process's stderr: live on a terminal, plain lines elsewhere."""
     console = Console(stderr=True, soft_wrap=True)  # long lines stay whole in logs
     return ConsoleTrace(console, live=console.is_terminal)
+
+
+def replay_trace() -> ConsoleTrace:
+    """`rlm show`: the same trace on stdout (it is the output asked for), highlighted on a terminal."""
+    console = Console(soft_wrap=True)
+    return ConsoleTrace(console, live=False, highlight=console.is_terminal)

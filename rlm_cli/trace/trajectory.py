@@ -27,24 +27,28 @@ def default_trace_path() -> Path:
 
 
 class TrajectoryWriter:
-    """A sink writing trajectory records to `path`; `warn` hears about a failed write, once."""
+    """A sink writing trajectory records to `path`; `warn` hears about a failed write, once;
+    `clock` (seconds) is a seam for tests."""
 
-    def __init__(self, path: Path, warn: Callable[[str], None] = lambda message: None) -> None:
+    def __init__(
+        self, path: Path, warn: Callable[[str], None] = lambda message: None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = path
         self._warn = warn
+        self._clock = clock
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file: IO[str] | None = open(path, "w", encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write --trace {path}: {exc.strerror or exc}") from exc
-        self._t0 = time.monotonic()
+        self._t0 = clock()
         if path.parent == runs_dir():  # prune only our own directory, never a user's
             _prune(path.parent)
 
     def emit(self, event: Event) -> None:
         if self._file is None or event.type not in TRAJECTORY_TYPES:
             return
-        record = {"type": event.type, "t": round(time.monotonic() - self._t0, 4), **event.record()}
+        record = {"type": event.type, "t": round(self._clock() - self._t0, 4), **event.record()}
         try:
             self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             self._file.flush()
