@@ -1,8 +1,9 @@
 """Sub-calls from the worker, run by the host: concurrently, budgeted, cached, each one traced.
 
 One `llm_request` from a cell may carry one prompt or a whole batch; every prompt becomes its own
-task under a run-wide semaphore of `--concurrency`, so a 64-prompt batch with concurrency 16 takes
-about four model latencies, not sixty-four. A failure stays in its slot as an error result.
+task, at most `--max-concurrency` of them calling at once; within that, each provider's adaptive
+limiter (`rlm_cli.concurrency`) starts at `--concurrency` and raises the number in flight while the
+provider keeps up, so a 64-prompt batch takes about one model latency, not sixty-four. A failure stays in its slot as an error result.
 A recursive sub-RLM (`rlm_query` while depth allows) is a sub-call too: it is traced as a
 `subcall` of kind `rlm`, and everything it does carries its id as `parent`.
 """
@@ -66,7 +67,8 @@ class SubcallRunner:
         self._budget = budget
         self._sink = sink
         self._recurse = recurse
-        self._semaphore = asyncio.Semaphore(max(1, budget.limits.concurrency))
+        # The ceiling: how many a provider gets at once is the adaptive limiter's call (rlm_cli.concurrency).
+        self._semaphore = asyncio.Semaphore(max(1, budget.limits.max_concurrency))
         self._ids = itertools.count(1)
         self._cache: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._windows: dict[str, int | None] = {}

@@ -229,7 +229,7 @@ def test_a_batch_runs_concurrently_up_to_the_limit_and_keeps_its_order() -> None
     client = Scripted("sub", latency=0.05)
     sink = ListSink()
     prompts = [f"p{i}" for i in range(12)]
-    results = asyncio.run(runner_for(client, sink, concurrency=4).handle(LlmRequest(1, prompts), Scope(1)))
+    results = asyncio.run(runner_for(client, sink, max_concurrency=4).handle(LlmRequest(1, prompts), Scope(1)))
 
     assert [r.text for r in results] == [f"A(p{i})" for i in range(12)]
     assert client.max_in_flight == 4
