@@ -130,6 +130,9 @@ class Gate(Protocol):
     def release(self, latency: float, overloaded: bool = False) -> None: ...
 
 
+MAX_REFUSALS = 32  # 429s one call may meet while a limiter adapts, on top of max_retries
+
+
 class RetryingClient:
     """The retry loop every transport shares; subclasses implement `_send` (and may override
     `context_window`)."""
@@ -152,8 +155,9 @@ class RetryingClient:
         s = self.settings
         faults: list[str] = []
         started = time.monotonic()
-        for attempt in range(s.max_retries + 1):
-            last = attempt == s.max_retries
+        attempt = refusals = 0
+        while True:
+            last = attempt >= s.max_retries
             try:
                 async with self._admitted():
                     async with asyncio.timeout(s.request_timeout or None):
@@ -173,12 +177,19 @@ class RetryingClient:
                 else:
                     return self._completion(reply, time.monotonic() - started, faults)
                 await asyncio.sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             faults.append(fault.label)
+            if fault.overloaded and self._limiter is not None and refusals < MAX_REFUSALS:
+                # A 429 while the limiter finds the provider's level: the limiter, now lower,
+                # decides when it goes again; it costs no retry, and no backoff but Retry-After.
+                refusals += 1
+                await asyncio.sleep(fault.retry_after or 0.0)
+                continue
             if last:
                 raise ModelError(f"{s.model}: provider unreachable after {s.max_retries} retries ({fault.label})") from fault
             await asyncio.sleep(fault.retry_after if fault.retry_after is not None else self._backoff(attempt))
-        raise AssertionError("unreachable")  # the loop returns or raises
+            attempt += 1
 
     @contextlib.asynccontextmanager
     async def _admitted(self) -> AsyncIterator[None]:

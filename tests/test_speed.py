@@ -7,6 +7,7 @@ what is imported, what the server saw, what the trajectory says.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -16,6 +17,8 @@ from typing import Any
 
 from conftest import Ran, run_rlm
 from scripted_server import Fault
+
+from rlm_cli.concurrency import AdaptiveLimiter
 
 MODEL_STACK = ("litellm", "openai", "httpx", "rlm_cli.model_client", "rlm_cli.openai_client", "rlm_cli.clients")
 
@@ -119,3 +122,67 @@ def test_a_cut_connection_and_invalid_json_are_named(scripted_server, tmp_path: 
     cut, garbled = of_type(records, "subcall")[0]["faults"]
     assert cut.startswith("connection cut") and garbled.startswith("invalid JSON")
     assert not any("500" in fault for fault in (cut, garbled))
+
+
+# -- adaptive concurrency ----------------------------------------------------------------------
+
+
+def _against_cap(cap: int | None, calls: int = 64) -> tuple[AdaptiveLimiter, int]:
+    """`calls` attempts through one limiter against a fake provider refusing above `cap`."""
+    limiter = AdaptiveLimiter(16, 128)
+    serving = refused = 0
+
+    async def call() -> None:
+        nonlocal serving, refused
+        while True:
+            await limiter.acquire()
+            await asyncio.sleep(0.001)
+            if cap is not None and serving >= cap:
+                refused += 1
+                limiter.release(0.001, overloaded=True)
+                continue
+            serving += 1
+            await asyncio.sleep(0.3)
+            serving -= 1
+            limiter.release(0.3)
+            return
+
+    async def main() -> None:
+        await asyncio.gather(*[call() for _ in range(calls)])
+
+    asyncio.run(main())
+    return limiter, refused
+
+
+def test_the_limiter_raises_the_number_in_flight_while_nothing_is_refused() -> None:
+    limiter, refused = _against_cap(None)
+    assert refused == 0 and limiter.peak == 64  # from 16, without waiting for replies
+    assert limiter.limit >= 64
+
+
+def test_the_limiter_backs_off_to_what_the_provider_takes() -> None:
+    limiter, refused = _against_cap(8)
+    assert refused >= 8  # the start of 16 found the cap
+    assert 8 <= limiter.limit < 10  # and stays near it
+
+
+def test_a_batch_against_a_concurrency_cap_loses_no_sub_call(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("".join(f"record {i}\n" for i in range(64)))
+    code = "out = llm_query_batched([f'Echo: {line}' for line in context.splitlines()])\nFINAL(sum(not o.startswith('ERROR') for o in out))"
+    server = scripted_server([repl(code)], sub_latency=0.2, max_sub_in_flight=8)
+    ran, records = ask_traced(server, tmp_path)
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == "64\n"
+    assert server.rejected() > 0 and server.max_in_flight("sub") == 8
+    assert not any(s["error"] for s in of_type(records, "subcall"))
+
+
+def test_concurrency_is_a_starting_point_not_a_cap(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("".join(f"record {i}\n" for i in range(48)))
+    code = "out = llm_query_batched([f'Echo: {line}' for line in context.splitlines()])\nFINAL(len(out))"
+    server = scripted_server([repl(code)], sub_latency=1.0)
+    ran, _ = ask_traced(server, tmp_path, "--concurrency", "4")
+
+    assert ran.code == 0, ran.stderr
+    assert server.max_in_flight("sub") > 4
