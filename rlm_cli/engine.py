@@ -28,6 +28,7 @@ from rlm_cli.events import Final, Notice, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
 from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
+from rlm_cli.subcall_cache import SubcallCache
 from rlm_cli.subcalls import Scope, SubcallRunner, SubResult
 from rlm_cli.units import CHARS_PER_TOKEN
 from rlm_cli.worker.process import CellOutcome, WorkerProcess
@@ -72,7 +73,12 @@ class Run:
     """
 
     def __init__(
-        self, config: RunConfig, sink: Sink, make_client: ClientFactory = LiteLLMClient, budget: Budget | None = None
+        self,
+        config: RunConfig,
+        sink: Sink,
+        make_client: ClientFactory = LiteLLMClient,
+        budget: Budget | None = None,
+        subcall_cache: SubcallCache | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
@@ -80,7 +86,7 @@ class Run:
         self.budget.warn = lambda message: sink.emit(Notice(message, level="warning"))
         self._make_client = make_client
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
-        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
+        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm, cache=subcall_cache)
         self._top: RootLoop | None = None  # the depth-0 loop, for the iterations of a failed run
 
     def _client(self, settings: ModelSettings) -> ModelClient:

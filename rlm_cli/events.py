@@ -120,6 +120,7 @@ class Subcall(Event):
     faults: tuple[str, ...] = ()
     kind: str = "llm"
     parent: int | None = None  # the sub-RLM whose cell made this call (None at the top)
+    split_into: int | None = None  # a prompt over the window, asked in this many pieces and combined
 
 
 @dataclass(frozen=True)

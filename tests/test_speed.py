@@ -186,3 +186,63 @@ def test_concurrency_is_a_starting_point_not_a_cap(scripted_server, tmp_path: Pa
 
     assert ran.code == 0, ran.stderr
     assert server.max_in_flight("sub") > 4
+
+
+# -- the sub-call cache across runs ------------------------------------------------------------
+
+
+def test_a_repeated_ask_makes_no_sub_call_it_made_before(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("".join(f"record {i}\n" for i in range(6)))
+    code = "out = llm_query_batched([f'Echo: {line}' for line in context.splitlines()])\nFINAL(' | '.join(out))"
+
+    def once(*extra: str) -> tuple[Any, Ran, list[dict]]:
+        server = scripted_server([repl(code)])
+        ran, records = ask_traced(server, tmp_path, *extra)
+        assert ran.code == 0, ran.stderr
+        return server, ran, records
+
+    first, ran1, records1 = once()
+    again, ran2, records2 = once()
+    fresh, ran3, _ = once("--no-cache")
+
+    assert len(first.sub_requests()) == 6 and not any(s["cached"] for s in of_type(records1, "subcall"))
+    assert again.sub_requests() == []  # every answer came from the cache
+    assert ran2.stdout == ran1.stdout
+    assert [s["cached"] for s in of_type(records2, "subcall")] == [True] * 6
+    assert "6 cached" in ran2.stderr
+    assert len(fresh.sub_requests()) == 6  # --no-cache asks again
+
+
+def test_the_cache_key_holds_the_model_and_the_whole_prompt(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    long_prompt = "p" * 5000
+    for code in (f"FINAL(llm_query({long_prompt!r}))", f"FINAL(llm_query({long_prompt + 'q'!r}))"):
+        server = scripted_server([repl(code)])
+        ran, _ = ask_traced(server, tmp_path)
+        assert ran.code == 0 and len(server.sub_requests()) == 1  # one character more is another prompt
+    other_model = scripted_server([repl(f"FINAL(llm_query({long_prompt!r}))")])
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *other_model.cli_args(sub="openai/sub2"))
+    assert ran.code == 0 and len(other_model.sub_requests()) == 1
+
+
+# -- oversized sub-call prompts --------------------------------------------------------------
+
+
+def test_a_sub_prompt_over_the_window_is_split_not_refused(scripted_server, tmp_path: Path) -> None:
+    # gpt-4o-mini's window is 128,000 tokens in litellm's table: ~600,000 characters do not fit.
+    (tmp_path / "in.txt").write_text("x\n")
+    code = "big = ''.join(f'line {i:06d} of the log\\n' for i in range(30_000))\nFINAL(llm_query(big))"
+
+    def sub_answer(prompt: str) -> str:
+        return "all parts combined" if prompt.startswith("A prompt too long") else "part answer"
+
+    server = scripted_server([repl(code)], sub_answer=sub_answer)
+    ran, records = ask_traced(server, tmp_path, "--sub-model", "openai/gpt-4o-mini")
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == "all parts combined\n"
+    prompts = [r.prompt for r in server.sub_requests()]
+    assert len(prompts) == 3 and all(len(p) < 128_000 * 4 for p in prompts)
+    (subcall,) = of_type(records, "subcall")
+    assert subcall["split_into"] == 2 and subcall["error"] is None
+    assert any("split into 2 pieces" in n["message"] for n in of_type(records, "notice"))

@@ -45,6 +45,7 @@ class AskRequest:
     models: ModelFlags = ModelFlags()
     limits: Limits = field(default_factory=Limits)
     trace: Path | None = None
+    no_cache: bool = False  # no cross-run sub-call cache (`--no-cache`)
 
     def checked_question(self) -> str:
         question = self.question.strip()

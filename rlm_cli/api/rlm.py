@@ -33,8 +33,9 @@ from rlm_cli.errors import Interrupted, LimitError, ModelError, RlmError
 from rlm_cli.events import Fanout, Notice, Sink
 from rlm_cli.inspection import Inspection, inspect_sources
 from rlm_cli.model_client import Completion, ModelSettings
-from rlm_cli.paths import check_writable
+from rlm_cli.paths import cache_dir, check_writable
 from rlm_cli.settings import ModelFlags, Settings
+from rlm_cli.subcall_cache import SubcallCache
 from rlm_cli.trace.trajectory import TrajectoryWriter, default_trace_path
 
 T = TypeVar("T")
@@ -120,8 +121,13 @@ class Rlm:
                 code_cache_dir=self._code_cache_dir,
                 repository=asdict(loaded.repository) if loaded.repository else None,
             )
-            run = Run(config, sink, session.make_client, budget)
-            result = await run.answer(loaded.files)
+            cache = None if request.no_cache else SubcallCache(cache_dir(self._environ) / "subcalls")
+            run = Run(config, sink, session.make_client, budget, cache)
+            try:
+                result = await run.answer(loaded.files)
+            finally:
+                if cache is not None:
+                    cache.close()
             return _ask_result(result, writer.path)
         except LimitError as exc:  # before the run started (loading, a local server): a result too
             return self._early_result(exc, "limit", settings, budget, writer)

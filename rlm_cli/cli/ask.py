@@ -64,6 +64,7 @@ def ask(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
     trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every sub-call afresh: no answers kept across runs.")] = False,
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -88,6 +89,7 @@ def ask(
             model_flags(model, sub_model, api_base, sub_api_base),
             limits,
             trace,
+            no_cache,
         )
         view = None if quiet else console_trace()
         try:
