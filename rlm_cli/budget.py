@@ -25,7 +25,8 @@ class Limits:
     max_cost: float | None = None  # USD
     timeout: float | None = None  # the whole run, seconds
     cell_timeout: float = 300.0
-    concurrency: int = 16
+    concurrency: int = 16  # where each provider starts; raised while it keeps up (rlm_cli.concurrency)
+    max_concurrency: int = 128  # the ceiling
 
 
 @dataclass

@@ -28,6 +28,7 @@ from rlm_cli.loop.root import LoopResult, RootLoop
 from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
 from rlm_cli.sources.git import RepoInfo
 from rlm_cli.sources.summary import CodeSummary, ContextSummary
+from rlm_cli.subcall_cache import SubcallCache
 from rlm_cli.subcalls import Scope, SubcallRunner, SubResult
 from rlm_cli.units import CHARS_PER_TOKEN
 from rlm_cli.worker.handoff import Handoff
@@ -73,7 +74,12 @@ class Run:
     """
 
     def __init__(
-        self, config: RunConfig, sink: Sink, make_client: ClientFactory = LiteLLMClient, budget: Budget | None = None
+        self,
+        config: RunConfig,
+        sink: Sink,
+        make_client: ClientFactory = LiteLLMClient,
+        budget: Budget | None = None,
+        subcall_cache: SubcallCache | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
@@ -81,7 +87,7 @@ class Run:
         self.budget.warn = lambda message: sink.emit(Notice(message, level="warning"))
         self._make_client = make_client
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
-        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
+        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm, cache=subcall_cache)
         self._top: RootLoop | None = None  # the depth-0 loop, for the iterations of a failed run
         self._max_workers = max_workers()
         self._worker_slots: dict[int, asyncio.Semaphore] = {}  # depth -> workers running there

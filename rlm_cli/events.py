@@ -126,6 +126,7 @@ class Subcall(Event):
     # The head of the prompt and of the reply, for viewers (`rlm show`); never the whole context.
     prompt_preview: str = ""
     response_preview: str = ""
+    split_into: int | None = None  # a prompt over the window, asked in this many pieces and combined
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,30 @@
-"""Talking to models: litellm behind one small interface, imported only when a model is called.
+"""Talking to models: one small interface, one retry loop, two transports behind it.
 
-`import litellm` costs ~2.5 s, reads `.env` files and fetches a price map from the internet unless
-told otherwise, so it happens here, lazily, with those switched off. litellm's own retries are off:
-this module retries 429/5xx/timeouts itself so it can honour Retry-After and record every fault.
-Foreign exceptions are translated into `ModelError`/`ContextWindowError` here and nowhere else.
+`RetryingClient.complete` owns what every provider call shares: the retries with backoff and
+Retry-After, the per-request deadline (`request_timeout` bounds a whole attempt, so a reply
+trickled a byte a second cannot hold a request forever), the fault record, and the per-provider
+concurrency limiter each attempt goes through. A transport only sends one attempt (`_send`) and
+turns its foreign errors into `Transient` (retry it) or `ModelError`/`ContextWindowError` (stop).
+
+Transports: `rlm_cli.openai_client.OpenAIHTTPClient` speaks the OpenAI chat API over httpx
+(OpenAI-compatible servers, `openai/*`, the local model); `LiteLLMClient` here reaches every
+other provider through litellm, which costs ~3 s to import, reads `.env` files and fetches a
+price map unless told otherwise, so it is imported lazily, with those switched off.
+`rlm_cli.clients` picks one. litellm's own retries are off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import json
 import os
 import random
 import re
 import threading
 import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,7 +60,7 @@ class ModelSettings:
     model: str
     api_base: str | None = None
     api_key: str | None = None
-    request_timeout: float = 600.0  # seconds per request
+    request_timeout: float = 600.0  # seconds for one whole attempt, first byte to last
     max_retries: int = 4
     retry_base_delay: float = 0.5  # seconds; doubled per attempt, with jitter
     max_tokens: int | None = None
@@ -90,15 +100,135 @@ class ModelClient(Protocol):
     async def complete(self, messages: list[dict[str, str]]) -> Completion: ...
 
 
-class LiteLLMClient:
-    """A `ModelClient` for any model litellm knows, or any OpenAI-compatible server."""
+@dataclass(frozen=True)
+class Reply:
+    """One attempt's answer, as a transport parsed it; `choices=False`: it held none."""
 
-    def __init__(self, settings: ModelSettings) -> None:
+    text: str
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    choices: bool = True
+
+
+class Transient(Exception):
+    """A fault a retry may fix; `overloaded` (a 429) tells the limiter to send less."""
+
+    def __init__(self, label: str, retry_after: float | None = None, overloaded: bool = False) -> None:
+        super().__init__(label)
+        self.label = label
+        self.retry_after = retry_after
+        self.overloaded = overloaded
+
+
+class Gate(Protocol):
+    """Admission for one attempt (`rlm_cli.concurrency.AdaptiveLimiter`); told how it went."""
+
+    async def acquire(self) -> None: ...
+
+    def release(self, latency: float, overloaded: bool = False) -> None: ...
+
+
+MAX_REFUSALS = 32  # 429s one call may meet while a limiter adapts, on top of max_retries
+
+
+class RetryingClient:
+    """The retry loop every transport shares; subclasses implement `_send` (and may override
+    `context_window`)."""
+
+    def __init__(self, settings: ModelSettings, limiter: Gate | None = None) -> None:
         self.settings = settings
+        self._limiter = limiter
 
     @property
     def model(self) -> str:
         return self.settings.model
+
+    def context_window(self) -> int | None:
+        return self.settings.context_window
+
+    async def _send(self, messages: list[dict[str, str]]) -> Reply:
+        raise NotImplementedError
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        s = self.settings
+        faults: list[str] = []
+        started = time.monotonic()
+        attempt = refusals = 0
+        while True:
+            last = attempt >= s.max_retries
+            try:
+                async with self._admitted():
+                    async with asyncio.timeout(s.request_timeout or None):
+                        reply = await self._send(messages)
+            except TimeoutError as exc:
+                fault = Transient(f"Timeout: no complete reply within {s.request_timeout:g} s")
+                fault.__cause__ = exc
+            except Transient as exc:
+                fault = exc
+            else:
+                if not reply.choices:
+                    faults.append("a reply with no choices")
+                    if last:
+                        raise ModelError(f"{s.model}: the provider answered with no choices, {s.max_retries + 1} times")
+                elif not reply.text.strip() and not last:
+                    faults.append("empty reply")
+                else:
+                    return self._completion(reply, time.monotonic() - started, faults)
+                await asyncio.sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            faults.append(fault.label)
+            if fault.overloaded and self._limiter is not None and refusals < MAX_REFUSALS:
+                # A 429 while the limiter finds the provider's level: the limiter, now lower,
+                # decides when it goes again; it costs no retry, and no backoff but Retry-After.
+                refusals += 1
+                await asyncio.sleep(fault.retry_after or 0.0)
+                continue
+            if last:
+                raise ModelError(f"{s.model}: provider unreachable after {s.max_retries} retries ({fault.label})") from fault
+            await asyncio.sleep(fault.retry_after if fault.retry_after is not None else self._backoff(attempt))
+            attempt += 1
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self) -> AsyncIterator[None]:
+        """One attempt through the limiter, which hears its latency and whether it was a 429."""
+        if self._limiter is None:
+            yield
+            return
+        await self._limiter.acquire()
+        began = time.monotonic()
+        overloaded = False
+        try:
+            yield
+        except Transient as exc:
+            overloaded = exc.overloaded
+            raise
+        finally:
+            self._limiter.release(time.monotonic() - began, overloaded)
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.settings.retry_base_delay * (2**attempt)
+        return min(30.0, base) * (0.8 + 0.4 * random.random())
+
+    @staticmethod
+    def _completion(reply: Reply, duration: float, faults: list[str]) -> Completion:
+        if reply.finish_reason == "length":
+            faults = [*faults, "truncated: the reply hit the output limit (finish_reason=length)"]
+        return Completion(
+            text=reply.text,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost_usd=reply.cost_usd,
+            duration_s=duration,
+            finish_reason=reply.finish_reason,
+            faults=tuple(faults),
+        )
+
+
+class LiteLLMClient(RetryingClient):
+    """A `ModelClient` for any provider litellm knows (Anthropic, Gemini, Bedrock, ...)."""
 
     def context_window(self) -> int | None:
         """The model's input window in tokens, where known."""
@@ -112,7 +242,7 @@ class LiteLLMClient:
         window = info.get("max_input_tokens") or info.get("max_tokens")
         return int(window) if window else None
 
-    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+    async def _send(self, messages: list[dict[str, str]]) -> Reply:
         litellm = import_litellm()
         s = self.settings
         kwargs: dict[str, Any] = {
@@ -131,64 +261,54 @@ class LiteLLMClient:
             kwargs["max_tokens"] = s.max_tokens
         if s.temperature is not None:
             kwargs["temperature"] = s.temperature
-
-        faults: list[str] = []
-        started = time.monotonic()
-        for attempt in range(s.max_retries + 1):
-            try:
-                response = await litellm.acompletion(**kwargs)
-            except Exception as exc:
-                retry_after = _classify(litellm, exc, s.model)  # raises when retrying cannot help
-                faults.append(_describe(exc))
-                if attempt == s.max_retries:
-                    raise ModelError(
-                        f"{s.model}: provider unreachable after {s.max_retries} retries ({faults[-1]})"
-                    ) from exc
-                await asyncio.sleep(retry_after if retry_after is not None else self._backoff(attempt))
-                continue
-            if not getattr(response, "choices", None):
-                faults.append("a reply with no choices")
-                if attempt == s.max_retries:
-                    raise ModelError(f"{s.model}: the provider answered with no choices, {s.max_retries + 1} times")
-                await asyncio.sleep(self._backoff(attempt))
-                continue
-            text = response.choices[0].message.content or ""
-            if not text.strip() and attempt < s.max_retries:
-                faults.append("empty reply")
-                await asyncio.sleep(self._backoff(attempt))
-                continue
-            return self._completion(litellm, response, text, time.monotonic() - started, faults)
-        raise AssertionError("unreachable")  # the loop returns or raises
-
-    def _backoff(self, attempt: int) -> float:
-        base = self.settings.retry_base_delay * (2**attempt)
-        return min(30.0, base) * (0.8 + 0.4 * random.random())
-
-    @staticmethod
-    def _completion(litellm: Any, response: Any, text: str, duration: float, faults: list[str]) -> Completion:
+        try:
+            response = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            retry_after = _classify(litellm, exc, s.model)  # raises when retrying cannot help
+            raise Transient(_describe(exc), retry_after, overloaded=isinstance(exc, litellm.RateLimitError)) from exc
+        if not getattr(response, "choices", None):
+            return Reply("", None, 0, 0, None, choices=False)
         usage = getattr(response, "usage", None)
         try:
             cost: float | None = float(litellm.completion_cost(completion_response=response))
         except Exception:  # unpriced model
             cost = None
-        finish_reason = response.choices[0].finish_reason
-        if finish_reason == "length":
-            faults = [*faults, "truncated: the reply hit the output limit (finish_reason=length)"]
-        return Completion(
-            text=text,
+        return Reply(
+            text=response.choices[0].message.content or "",
+            finish_reason=response.choices[0].finish_reason,
             input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost_usd=cost,
-            duration_s=duration,
-            finish_reason=finish_reason,
-            faults=tuple(faults),
         )
 
 
 _NOISE = re.compile(r"^(?:litellm\.)?(?:\w+(?:Error|Exception)(?: - |: ))+")
 
 
+def transport_label(exc: BaseException) -> str | None:
+    """What went wrong on the wire, in words, found anywhere in the cause chain; None if not a
+    transport fault. httpx, openai and json errors are recognised by name, so no import is needed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = type(current).__name__
+        if name == "ConnectError" or isinstance(current, ConnectionRefusedError):
+            return "connection refused: nothing answered at the server's address"
+        if name in ("RemoteProtocolError", "ReadError", "WriteError") or isinstance(current, ConnectionResetError):
+            return "connection cut: the server closed the connection before a whole reply"
+        if name in ("ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout"):
+            return f"Timeout: {name}"
+        if isinstance(current, json.JSONDecodeError):
+            return "invalid JSON: the server's reply could not be parsed"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _describe(exc: Exception) -> str:
+    wire = transport_label(exc)
+    if wire is not None:
+        return wire
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
     message = str(exc).splitlines()[0] if str(exc) else ""
@@ -222,7 +342,14 @@ def _classify(litellm: Any, exc: Exception, model: str) -> float | None:
     ) or (isinstance(status, int) and status >= 500)
     if not transient:
         raise ModelError(f"{model}: {_describe(exc)}") from exc
-    return _retry_after(exc)
+    response = getattr(exc, "response", None)
+    # litellm keeps the provider's headers in `litellm_response_headers`; its `response` is
+    # often a stand-in with no headers.
+    for headers in (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None), getattr(response, "headers", None)):
+        found = retry_after(headers)
+        if found is not None:
+            return found
+    return None
 
 
 def _missing_keys(litellm: Any, model: str) -> str:
@@ -235,31 +362,25 @@ def _missing_keys(litellm: Any, model: str) -> str:
     return "set the provider's API key variable in the environment"
 
 
-def _retry_after(exc: Exception) -> float | None:
-    """The server's Retry-After (seconds or an HTTP date), capped at a minute; None when absent.
-
-    litellm keeps the provider's headers in `litellm_response_headers`; its `response` is often
-    a stand-in with no headers.
-    """
-    response = getattr(exc, "response", None)
-    for headers in (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None), getattr(response, "headers", None)):
-        if not headers:
-            continue
-        try:
-            if headers.get("retry-after-ms") is not None:
-                return min(60.0, max(0.0, float(headers["retry-after-ms"]) / 1000))
-            value = headers.get("retry-after")
-        except (AttributeError, TypeError, ValueError):
-            continue
-        if value is None:
-            continue
-        try:
-            return min(60.0, max(0.0, float(value)))
-        except (TypeError, ValueError):
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(str(value))
-            return min(60.0, max(0.0, when.timestamp() - time.time()))
-        except (TypeError, ValueError, IndexError):
-            continue
-    return None
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """The server's Retry-After (`retry-after-ms`, seconds or an HTTP date), capped at a minute;
+    None when absent or unreadable."""
+    if not headers:
+        return None
+    try:
+        if headers.get("retry-after-ms") is not None:
+            return min(60.0, max(0.0, float(headers["retry-after-ms"]) / 1000))
+        value = headers.get("retry-after")
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if value is None:
+        return None
+    try:
+        return min(60.0, max(0.0, float(value)))
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+        return min(60.0, max(0.0, when.timestamp() - time.time()))
+    except (TypeError, ValueError, IndexError):
+        return None

@@ -1,8 +1,9 @@
 """Sub-calls from the worker, run by the host: concurrently, budgeted, cached, each one traced.
 
 One `llm_request` from a cell may carry one prompt or a whole batch; every prompt becomes its own
-task under a run-wide semaphore of `--concurrency`, so a 64-prompt batch with concurrency 16 takes
-about four model latencies, not sixty-four. A failure stays in its slot as an error result.
+task, at most `--max-concurrency` of them calling at once; within that, each provider's adaptive
+limiter (`rlm_cli.concurrency`) starts at `--concurrency` and raises the number in flight while the
+provider keeps up, so a 64-prompt batch takes about one model latency, not sixty-four. A failure stays in its slot as an error result.
 A recursive sub-RLM (`rlm_query` while depth allows) is a sub-call too: it is traced as a
 `subcall` of kind `rlm`, and everything it does carries its id as `parent`.
 """
@@ -11,18 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from rlm_cli.budget import Budget
 from rlm_cli.errors import ContextWindowError, LimitError, ModelError
-from rlm_cli.events import Sink, Subcall, SubcallStart, Usage
-from rlm_cli.model_client import Completion, ModelClient
+from rlm_cli.events import Notice, Sink, Subcall, SubcallStart, Usage
+from rlm_cli.model_client import Completion, ModelClient, RetryingClient
+from rlm_cli.subcall_cache import SubcallCache
 from rlm_cli.units import CHARS_PER_TOKEN
 from rlm_cli.worker.protocol import LlmRequest
 
 PREVIEW_CHARS = 600  # of each prompt and reply kept in the trajectory for viewers
+MAX_SPLIT_ROUNDS = 3
+SPLIT_FILL = 0.7  # how much of the window a piece of a split prompt may fill
+COMBINE_HEAD_CHARS = 2_000  # what the combining call is shown of the original prompt
+PIECE_PROMPT = (
+    "[This is part {i} of {n} of a prompt too long for one call, cut at line boundaries. Answer what it asks"
+    " from this part alone; say briefly if this part holds nothing relevant.]\n\n{piece}"
+)
+COMBINE_PROMPT = (
+    "A prompt too long for one call was cut into {n} parts and each part was answered on its own. The prompt"
+    " began:\n\n{head}\n\nThe answers to its parts:\n\n{answers}\n\nCombine them into the one answer the"
+    " whole prompt asks for."
+)
 TRUNCATED_NOTE = "\n[rlm: this answer was cut off at the sub-model's output limit; ask for less, or split the question]"
 
 
@@ -62,12 +77,15 @@ class SubcallRunner:
         budget: Budget,
         sink: Sink,
         recurse: Recurse | None = None,
+        cache: SubcallCache | None = None,
     ) -> None:
         self._client_for = client_for
+        self._disk = cache
         self._budget = budget
         self._sink = sink
         self._recurse = recurse
-        self._semaphore = asyncio.Semaphore(max(1, budget.limits.concurrency))
+        # The ceiling: how many a provider gets at once is the adaptive limiter's call (rlm_cli.concurrency).
+        self._semaphore = asyncio.Semaphore(max(1, budget.limits.max_concurrency))
         self._ids = itertools.count(1)
         self._cache: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._windows: dict[str, int | None] = {}
@@ -87,11 +105,16 @@ class SubcallRunner:
         call_id = next(self._ids)
         started = time.monotonic()
         key = (client.model, prompt)
-        cached = key in self._cache
+        disk_key = self._disk.key(client.model, _params(client), prompt) if self._disk is not None else None
+        kept = self._disk.get(disk_key) if self._disk is not None and disk_key is not None and key not in self._cache else None
+        cached = key in self._cache or kept is not None
         self._sink.emit(SubcallStart(call_id, scope.cell_id, scope.depth + 1, client.model, len(prompt), parent=scope.parent))
         completion: Completion | None = None
+        pieces = 0
         try:
-            if cached:
+            if kept is not None:
+                text = kept
+            elif cached:
                 text = await asyncio.shield(self._cache[key])
             else:
                 self._budget.take_subcall()
@@ -99,7 +122,7 @@ class SubcallRunner:
                 future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
                 self._cache[key] = future
                 try:
-                    completion = await self._call(client, prompt)
+                    completion, pieces = await self._call(client, prompt, call_id)
                     if not completion.text.strip():
                         raise ModelError(f"{client.model} returned an empty reply")
                 except BaseException as exc:
@@ -113,6 +136,8 @@ class SubcallRunner:
                 text = completion.text
                 if completion.finish_reason == "length":
                     text += TRUNCATED_NOTE
+                elif self._disk is not None and disk_key is not None:
+                    self._disk.put(disk_key, text)
                 future.set_result(text)
         except (ModelError, LimitError) as exc:
             result = SubResult(error=str(exc), usage=completion.usage if completion else Usage())
@@ -135,21 +160,58 @@ class SubcallRunner:
                 parent=scope.parent,
                 prompt_preview=prompt[:PREVIEW_CHARS],
                 response_preview=(result.text or "")[:PREVIEW_CHARS],
+                split_into=pieces or None,
             )
         )
         return result
 
-    async def _call(self, client: ModelClient, prompt: str) -> Completion:
+    async def _call(self, client: ModelClient, prompt: str, call_id: int, rounds: int = 0) -> tuple[Completion, int]:
+        """The model's answer to `prompt`, and into how many pieces it was split (0: it fit)."""
         window = self._window(client)
-        if window is not None and len(prompt) // CHARS_PER_TOKEN > window:
+        if window is None or len(prompt) // CHARS_PER_TOKEN <= window:
+            return await self._complete(client, prompt), 0
+        if rounds >= MAX_SPLIT_ROUNDS:  # the answers of the pieces do not fit either
             raise ContextWindowError(
                 f"the prompt of {len(prompt):,} characters (~{len(prompt) // CHARS_PER_TOKEN:,} tokens) is larger"
-                f" than {client.model}'s window of {window:,} tokens; split it, e.g. with context.chunks()"
+                f" than {client.model}'s window of {window:,} tokens, even split; ask for shorter answers"
             )
+        return await self._split_call(client, prompt, window, call_id, rounds)
+
+    async def _complete(self, client: ModelClient, prompt: str) -> Completion:
         async with self._semaphore:
             completion = await client.complete([{"role": "user", "content": prompt}])
         self._budget.charge(completion.usage, client.model)
         return completion
+
+    async def _split_call(
+        self, client: ModelClient, prompt: str, window: int, call_id: int, rounds: int
+    ) -> tuple[Completion, int]:
+        """A prompt over the window: cut at line boundaries, each piece asked, the answers
+        combined by one more call (itself split if the answers are too long for one).
+        Every extra call counts against --max-subcalls."""
+        room = max(1, int(window * CHARS_PER_TOKEN * SPLIT_FILL))
+        pieces = split_lines(prompt, room)
+        self._sink.emit(
+            Notice(
+                f"sub-call {call_id}: the prompt of {len(prompt):,} characters is over {client.model}'s window of"
+                f" {window:,} tokens: split into {len(pieces)} pieces, whose answers one more call combines"
+            )
+        )
+        for _ in pieces:
+            self._budget.take_subcall()
+        parts = await asyncio.gather(
+            *[self._complete(client, PIECE_PROMPT.format(i=i, n=len(pieces), piece=piece)) for i, piece in enumerate(pieces, 1)]
+        )
+        answers = "\n\n".join(f"[part {i}]\n{part.text.strip()}" for i, part in enumerate(parts, 1))
+        head = prompt[: min(COMBINE_HEAD_CHARS, room // 4)]
+        final, _ = await self._call(client, COMBINE_PROMPT.format(n=len(pieces), head=head, answers=answers), call_id, rounds + 1)
+        usage = sum((part.usage for part in parts), final.usage)
+        faults = tuple(f for part in (*parts, final) for f in part.faults)
+        combined = Completion(
+            final.text, usage.input_tokens, usage.output_tokens, usage.cost_usd,
+            sum(p.duration_s for p in parts) + final.duration_s, final.finish_reason, faults,
+        )
+        return combined, len(pieces)
 
     def _window(self, client: ModelClient) -> int | None:
         if client.model not in self._windows:
@@ -188,3 +250,30 @@ class SubcallRunner:
             )
         )
         return result
+
+
+def split_lines(text: str, max_chars: int) -> list[str]:
+    """`text` in pieces of at most `max_chars`, cut after a newline where there is one."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + max_chars)
+        if end < len(text):
+            cut = text.rfind("\n", start, end)
+            end = cut + 1 if cut > start else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def _params(client: ModelClient) -> dict[str, object]:
+    """What besides the model name changes its answers, for the cache key. A server on this
+    machine is known by its address without the port: a local model gets a new port each start."""
+    if isinstance(client, RetryingClient):
+        s = client.settings
+        base = _LOOPBACK_PORT.sub(r"\1", s.api_base) if s.api_base else None
+        return {"api_base": base, "max_tokens": s.max_tokens, "temperature": s.temperature}
+    return {"client": type(client).__name__}
+
+
+_LOOPBACK_PORT = re.compile(r"^(https?://(?:127\.0\.0\.1|localhost|\[::1\])):\d+")

@@ -11,7 +11,10 @@ and returns the content (``None`` means JSON null) or a Fault. Every other model
 request, answered by ``sub_answer(prompt)`` where the prompt is the last user message's text.
 An exhausted root script answers HTTP 400 "scripted server: root script exhausted".
 Misbehaviour is injected with :class:`Fault` objects: HTTP errors (with ``Retry-After``), empty
-or null content, a hang before answering, a dropped connection, a truncated reply.
+or null content, a hang before answering, a dropped connection, a truncated reply, a reply
+trickled a byte at a time, a body that is not JSON. ``max_sub_in_flight=N`` makes the server
+answer 429 at once to a sub request arriving while N are being served, as a provider's
+concurrency limit does (``rejected()`` counts them).
 
 Usage::
 
@@ -75,6 +78,18 @@ class Fault:
     finish_reason: str = "stop"
     truncate: bool = False
     no_choices: bool = False
+    trickle: float = 0.0  # seconds between the bytes of the reply's body
+
+    @classmethod
+    def trickled(cls, seconds_per_byte: float) -> Fault:
+        """Answer normally, but send the body one byte every ``seconds_per_byte``: no gap is
+        long, the whole reply takes forever."""
+        return cls(trickle=seconds_per_byte)
+
+    @classmethod
+    def invalid_json(cls, body: str = '{"id": "chatcmpl-cut", "choices": [') -> Fault:
+        """A 200 reply whose body is not JSON."""
+        return cls(body=body, content=None)
 
     @classmethod
     def http(cls, status: int, retry_after: float | None = None, body: str | None = None) -> Fault:
@@ -205,8 +220,13 @@ class ScriptedServer:
         root_latency: float | None = None,
         sub_latency: float | None = None,
         root_model: str = "root",
+        max_sub_in_flight: int | None = None,
+        cap_retry_after: float | None = None,
     ) -> None:
         self.root_model = root_model
+        self.max_sub_in_flight = max_sub_in_flight
+        self.cap_retry_after = cap_retry_after
+        self._rejected = 0
         self.sub_answer: SubAnswer = sub_answer or default_sub_answer
         self.latency: dict[Kind, float] = {
             "root": latency if root_latency is None else root_latency,
@@ -323,9 +343,19 @@ class ScriptedServer:
 
     # -- serving (called from handler threads) -----------------------------------------------
 
-    def _begin(self, record: Recorded) -> _Plan:
-        """Record an arriving request and decide its answer, under the lock (arrival order)."""
+    def rejected(self) -> int:
+        """How many sub requests the concurrency cap answered with 429."""
         with self._lock:
+            return self._rejected
+
+    def _begin(self, record: Recorded) -> _Plan | None:
+        """Record an arriving request and decide its answer, under the lock (arrival order);
+        None: refused by the concurrency cap (not recorded as a request)."""
+        with self._lock:
+            cap = self.max_sub_in_flight
+            if record.kind == "sub" and cap is not None and self._in_flight["sub"] >= cap:
+                self._rejected += 1
+                return None
             self._requests.append(record)
             self._in_flight[record.kind] += 1
             self._max_in_flight[record.kind] = max(
@@ -467,6 +497,10 @@ class _Handler(BaseHTTPRequestHandler):
         record = Recorded(kind=kind, model=model, messages=messages, body=body, raw=raw, path=path,
                           headers={k.lower(): v for k, v in self.headers.items()}, received_at=time.monotonic())
         plan = scripted._begin(record)
+        if plan is None:
+            self._send_raw(429, _error_json("scripted server: too many requests in flight", 429),
+                           retry_after=scripted.cap_retry_after)
+            return
         finished = False
 
         def finish(status: int | None, content: str | None = None) -> None:
@@ -480,6 +514,9 @@ class _Handler(BaseHTTPRequestHandler):
             if scripted._sleep(scripted.latency[kind] + plan.delay) or plan.disconnect:
                 finish(None)
                 self._drop()
+            elif plan.status < 400 and plan.error_body is not None:
+                finish(plan.status)
+                self._send_raw(plan.status, plan.error_body)
             elif plan.status >= 400:
                 finish(plan.status)
                 self._send_raw(plan.status, plan.error_body or _error_json(
@@ -490,6 +527,8 @@ class _Handler(BaseHTTPRequestHandler):
                 finish(200, plan.content)
                 if body.get("stream"):
                     self._send_stream(completion, body)
+                elif plan.fault is not None and plan.fault.trickle:
+                    self._send_trickle(json.dumps(completion).encode(), plan.fault.trickle)
                 else:
                     self._send_json(200, completion)
         finally:
@@ -522,6 +561,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Retry-After", f"{retry_after:g}")
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_trickle(self, data: bytes, interval: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for i in range(len(data)):
+            if self.server.scripted._sleep(interval):
+                return
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
 
     def _send_stream(self, completion: dict[str, Any], body: dict[str, Any]) -> None:
         self.close_connection = True  # no chunked encoding: the end of the stream is the close

@@ -229,7 +229,7 @@ def test_a_batch_runs_concurrently_up_to_the_limit_and_keeps_its_order() -> None
     client = Scripted("sub", latency=0.05)
     sink = ListSink()
     prompts = [f"p{i}" for i in range(12)]
-    results = asyncio.run(runner_for(client, sink, concurrency=4).handle(LlmRequest(1, prompts), Scope(1)))
+    results = asyncio.run(runner_for(client, sink, max_concurrency=4).handle(LlmRequest(1, prompts), Scope(1)))
 
     assert [r.text for r in results] == [f"A(p{i})" for i in range(12)]
     assert client.max_in_flight == 4
@@ -251,11 +251,20 @@ def test_a_failed_prompt_stays_in_its_slot() -> None:
     assert [r.wire() for r in results] == [{"text": "ok"}, {"error": "sub: provider unreachable"}, {"text": "ok too"}]
 
 
-def test_a_prompt_beyond_the_window_is_refused_without_a_call() -> None:
-    client = Scripted("sub", window=100)
-    (result,) = asyncio.run(runner_for(client, ListSink()).handle(LlmRequest(1, ["x" * 1000]), Scope(1)))
-    assert result.error is not None and "larger than sub's window of 100 tokens" in result.error
-    assert client.seen == []
+def test_a_prompt_beyond_the_window_is_split_at_lines_and_the_answers_combined() -> None:
+    client = Scripted("sub", window=1000, answer=lambda prompt: "combined" if prompt.startswith("A prompt too long") else "part")
+    sink = ListSink()
+    prompt = "".join(f"line {i:05d}\n" for i in range(2000))  # 22,000 characters, ~5,500 tokens
+    (result,) = asyncio.run(runner_for(client, sink).handle(LlmRequest(1, [prompt]), Scope(1)))
+
+    assert result.text == "combined"
+    *pieces, combine = [seen[-1]["content"] for seen in client.seen]
+    assert len(pieces) == 8 and all(p.endswith("\n") and len(p) < 1000 * 4 for p in pieces)
+    assert "".join(p.split("\n\n", 1)[1] for p in pieces) == prompt  # every line, once, in order
+    assert combine.count("part") >= 8
+    (subcall,) = sink.of(Subcall)
+    assert subcall.split_into == 8 and subcall.error is None
+    assert any("split into 8 pieces" in n.message for n in sink.of(Notice))
 
 
 def test_budget_counts_refusals_and_says_which_limit() -> None:

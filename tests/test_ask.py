@@ -72,12 +72,12 @@ def test_map_reduce_over_directory_runs_sub_calls_concurrently(scripted_server, 
         "print(len(answers), total)"
     )
     server = scripted_server([repl(code), repl("FINAL(total)")], sub_answer=sub_answer, sub_latency=0.3)
-    ran = run_rlm("ask", str(src), "How many items in all?", *server.cli_args(), "--concurrency", "8")
+    ran = run_rlm("ask", str(src), "How many items in all?", *server.cli_args(), "--concurrency", "8", "--max-concurrency", "8")
 
     assert ran.code == 0, ran.stderr
     assert ran.stdout.strip() == str(sum(counts.values()))
     assert len(server.sub_requests()) == 32
-    assert server.max_in_flight("sub") == 8  # concurrent, and never above --concurrency
+    assert server.max_in_flight("sub") == 8  # concurrent, and never above --max-concurrency
     assert "sub-calls 32/32" in ran.stderr
 
 

@@ -30,7 +30,7 @@ def test_completion_script_is_current(shell: str) -> None:
 def test_completion_offers_options() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "rlm_cli"],
-        env={**os.environ, "_RLM_COMPLETE": "complete_bash", "COMP_WORDS": "rlm ask --max-c", "COMP_CWORD": "2"},
+        env={**os.environ, "_RLM_COMPLETE": "complete_bash", "COMP_WORDS": "rlm ask --max-cos", "COMP_CWORD": "2"},
         capture_output=True,
         text=True,
         check=True,

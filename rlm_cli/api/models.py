@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 
+from rlm_cli.clients import ClientMaker
+from rlm_cli.concurrency import Limiters
 from rlm_cli.local.serve import ModelServers
-from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
+from rlm_cli.model_client import ModelClient, ModelSettings
 from rlm_cli.settings import ModelChoice, Settings
 
 ClientFactory = Callable[[ModelSettings], ModelClient]
@@ -19,10 +21,11 @@ ClientFactory = Callable[[ModelSettings], ModelClient]
 
 class ModelSession:
     def __init__(
-        self, settings: Settings, notify: Callable[[str], None], make_client: ClientFactory = LiteLLMClient
+        self, settings: Settings, notify: Callable[[str], None], make_client: ClientFactory | None = None
     ) -> None:
         self.settings = settings
-        self.make_client = make_client
+        # The default picks a transport per endpoint (rlm_cli.clients) with a limiter per provider.
+        self.make_client: ClientFactory = make_client or ClientMaker(Limiters())
         self._servers = ModelServers(notify, settings.request)
 
     @property

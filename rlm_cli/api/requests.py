@@ -50,6 +50,7 @@ class AskRequest:
     limits: Limits = field(default_factory=Limits)
     trace: Path | None = None
     redact: bool | None = None
+    no_cache: bool = False  # no cross-run sub-call cache (`--no-cache`)
 
     def checked_question(self) -> str:
         question = self.question.strip()

@@ -26,15 +26,18 @@ from rlm_cli.api.models import ClientFactory, ModelSession
 from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest
 from rlm_cli.api.results import AskResult
 from rlm_cli.budget import Budget, Limits
+from rlm_cli.clients import ClientMaker, warm_up_for
+from rlm_cli.concurrency import Limiters
 from rlm_cli.engine import Run, RunConfig, RunResult, Session
 from rlm_cli.errors import Interrupted, LimitError, ModelError, RlmError
 from rlm_cli.events import Fanout, Notice, Redacted, Sink
 from rlm_cli.inspection import Inspection, inspect_sources
-from rlm_cli.model_client import Completion, LiteLLMClient, ModelSettings, warm_up
+from rlm_cli.model_client import Completion, ModelSettings
 from rlm_cli.paths import cache_dir, check_writable
 from rlm_cli.redaction import redact, redaction_wanted
 from rlm_cli.settings import ModelFlags, Settings
 from rlm_cli.sources.loader import LoadedSources
+from rlm_cli.subcall_cache import SubcallCache
 from rlm_cli.trace.trajectory import TrajectoryWriter, default_trace_path
 
 T = TypeVar("T")
@@ -48,13 +51,17 @@ class Rlm:
         sinks: Sequence[Sink] = (),
         *,
         environ: Mapping[str, str] = os.environ,
-        make_client: ClientFactory = LiteLLMClient,
+        make_client: ClientFactory | None = None,
         local_available: Callable[[], bool] | None = None,
         code_cache_dir: Path | None = None,
+        limiters: Limiters | None = None,
     ) -> None:
+        """`make_client` replaces the transports (tests hand in fakes); `limiters` (one adaptive
+        concurrency limiter per provider) may be shared by several `Rlm`s."""
         self._sinks = tuple(sinks)
         self._environ = environ
         self._make_client = make_client
+        self._limiters = limiters or Limiters()
         self._local_available = local_available
         self._code_cache_dir = code_cache_dir
 
@@ -67,7 +74,10 @@ class Rlm:
 
     def models(self, flags: ModelFlags) -> ModelSession:
         """The models `flags` name, ready to call; local servers stop when the session closes."""
-        return ModelSession(self.settings(flags), self._notify(Fanout(*self._sinks)), self._make_client)
+        return ModelSession(self.settings(flags), self._notify(Fanout(*self._sinks)), self._client_factory(Limits()))
+
+    def _client_factory(self, limits: Limits) -> ClientFactory:
+        return self._make_client or ClientMaker(self._limiters, limits)
 
     @staticmethod
     def _notify(sink: Sink) -> Callable[[str], None]:
@@ -90,7 +100,7 @@ class Rlm:
         trace = request.trace or default_trace_path()
         if request.trace is not None:
             check_writable(trace, "--trace")
-        warm_up()
+        warm_up_for((settings.models.model, settings.models.api_base), (settings.models.sub_model, settings.models.sub_api_base))
         writer: TrajectoryWriter | None = None
         session = models
         try:
@@ -104,7 +114,7 @@ class Rlm:
             wanted = redaction_wanted(request.redact, settings.models.model, settings.models.sub_model)
             files = await _within(budget, "scanning for secrets", lambda: _redacted(loaded, wanted, sink))
             if session is None:
-                session = ModelSession(settings, self._notify(sink), self._make_client)
+                session = ModelSession(settings, self._notify(sink), self._client_factory(request.limits))
             config = RunConfig(
                 question=question,
                 root=session.root_settings(budget.remaining_time()),
@@ -115,8 +125,13 @@ class Rlm:
                 code_cache_dir=self._code_cache_dir,
                 repository=asdict(loaded.repository) if loaded.repository else None,
             )
-            run = Run(config, sink, session.make_client, budget)
-            result = await run.answer(files)
+            cache = None if request.no_cache else SubcallCache(cache_dir(self._environ) / "subcalls")
+            run = Run(config, sink, session.make_client, budget, cache)
+            try:
+                result = await run.answer(files)
+            finally:
+                if cache is not None:
+                    cache.close()
             return _ask_result(result, writer.path)
         except LimitError as exc:  # before the run started (loading, a local server): a result too
             return self._early_result(exc, "limit", settings, budget, writer)
@@ -155,9 +170,9 @@ class Rlm:
         for line in loaded.skipped_lines():
             sink.emit(Notice(line))
         session: ModelSession | None = None
-        make_client = self._make_client
+        make_client = self._client_factory(Limits())
         try:
-            session = ModelSession(self.settings(request.models), self._notify(sink), self._make_client)
+            session = ModelSession(self.settings(request.models), self._notify(sink), make_client)
             sub = session.sub_settings()
         except ModelError as exc:
             why = f"llm_query needs a model: {exc}"

@@ -58,7 +58,12 @@ def ask(
     max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop when the run has cost this much (USD).")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0.1, help="Seconds for the whole run, loading included.")] = None,
     cell_timeout: CellTimeout = DEFAULTS.cell_timeout,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Sub-calls in flight at once.")] = DEFAULTS.concurrency,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Requests in flight a provider starts with; raised while it keeps up.")
+    ] = DEFAULTS.concurrency,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", min=1, help="The most requests in flight to one provider.")
+    ] = DEFAULTS.max_concurrency,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer.")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
@@ -67,6 +72,7 @@ def ask(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="No model call: files kept and skipped, tokens, the prompt's size, a cost range.")
     ] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every sub-call afresh: no answers kept across runs.")] = False,
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -84,7 +90,7 @@ def ask(
             question = sys.stdin.read() if not sys.stdin.isatty() else ""
         if output is not None:
             check_writable(output, "-o/--output")
-        limits = Limits(max_iterations, max_depth, max_subcalls, max_cost, timeout, cell_timeout, concurrency)
+        limits = Limits(max_iterations, max_depth, max_subcalls, max_cost, timeout, cell_timeout, concurrency, max_concurrency)
         request = AskRequest(
             inputs(source, add, include, exclude, no_gitignore, max_file_size),
             question,
@@ -92,6 +98,7 @@ def ask(
             limits,
             trace,
             redact,
+            no_cache,
         )
         if dry_run:
             _dry_run(request, as_json, output)

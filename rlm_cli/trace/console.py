@@ -69,12 +69,14 @@ class _Batch:
     started: int = 0
     done: int = 0
     failed: int = 0
+    cached: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float | None = None
 
     def line(self) -> str:
         failed = f" · {self.failed} failed" if self.failed else ""
+        failed += f" · {self.cached} cached" if self.cached else ""
         spent = tokens(self.input_tokens + self.output_tokens)
         return f"sub-calls {self.done}/{self.started}{failed} · {spent} tok{money(self.cost)}"
 
@@ -159,6 +161,7 @@ class ConsoleTrace:
         b = self._batch
         b.done += 1
         b.failed += event.error is not None
+        b.cached += event.cached
         b.input_tokens += event.usage.input_tokens
         b.output_tokens += event.usage.output_tokens
         if event.usage.cost_usd is not None:
