@@ -412,8 +412,9 @@ def test_dev_shm_is_the_workers_own_and_gone_after_the_run(tmp_path: Path, disab
         (tried, after), _ = run_cells(tmp_path, code, "print(len(context))", env={"RLM_SANDBOX_DISABLE": disabled})
         now = _shm_entries()
         assert other.read_text() == "someone else's"
-    finally:
-        other.unlink(missing_ok=True)
+    finally:  # a failing run must not leave its files behind either
+        for path in (other, Path("/dev/shm") / mine, Path("/dev/shm") / f"{mine}.big"):
+            path.unlink(missing_ok=True)
     found = _attempts(tried.output)
     if disabled:  # no private tmpfs: Landlock denies /dev/shm, and multiprocessing's locks with it
         assert found.pop("free") == "2" and set(found.values()) == {"13"}, found

@@ -15,9 +15,9 @@ single-threaded and before it reads the context or runs a cell:
   mounts (mount_setattr has no LSM hook) or bring an interface up;
 - Landlock: writes only under the scratch directory (and a few harmless devices); reads only of
   the Python installation, the worker's import path, the scratch directory and the system files
-  the interpreter needs (`python_roots`, `SYSTEM_READ_ROOTS`); TCP bind/connect denied (a second net barrier); no mounts
-  (Landlock denies them to any restricted process); no signals to processes outside the sandbox
-  and no ptrace or /proc/<pid>/{environ,mem} of them (Landlock's own ptrace rule);
+  the interpreter needs (`python_roots`, `SYSTEM_READ_ROOTS`); TCP bind/connect denied (a second
+  net barrier); no mounts (Landlock denies them to any restricted process); no signals to
+  processes outside the sandbox and no ptrace or /proc/<pid>/{environ,mem} of them;
 - rlimits: address space, processes, CPU seconds, file size, open files, no core dumps;
 - PR_SET_PDEATHSIG, so the worker dies with the host.
 
@@ -128,7 +128,7 @@ class Policy:
     open_files: int = 1024
     shm_bytes: int = 64 << 20  # the private /dev/shm's size
     network: bool = True  # isolate the network
-    mounts: bool = True  # read-only mounts outside scratch, a private /dev/shm
+    mounts: bool = True  # a mount namespace: only system, Python and scratch; read-only but scratch
     files: bool = True  # Landlock
     limits: bool = True
 
