@@ -203,6 +203,10 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
             value = Usage(int(value.get("input_tokens") or 0), int(value.get("output_tokens") or 0), value.get("cost_usd"))
         elif f.name == "faults" and isinstance(value, list):
             value = tuple(value)
+        elif f.name == "context" and isinstance(value, Mapping):
+            from rlm_cli.sources.summary import ContextSummary  # sources stay off events' import path
+
+            value = ContextSummary.from_record(value)
         values[f.name] = value
     return cls(**values)
 

@@ -86,6 +86,24 @@ class ContextSummary:
             repository=repository,
         )
 
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> ContextSummary:
+        """Back from a trajectory's `run_start.context` (`dataclasses.asdict` of one)."""
+        code, repository = data.get("code"), data.get("repository")
+        return cls(
+            type=str(data.get("type", "Context (str)")),
+            chars=int(data.get("chars", 0)),
+            lines=int(data.get("lines", 0)),
+            files=int(data.get("files", 0)),
+            paths=tuple(data.get("paths", ())),
+            largest_files=tuple((str(p), int(n)) for p, n in data.get("largest_files", ())),
+            extensions=dict(data.get("extensions", {})),
+            code=CodeSummary.of(code) if isinstance(code, Mapping) else None,
+            repository=RepoInfo(str(repository.get("name")), repository.get("commit"), repository.get("remote_url"))
+            if isinstance(repository, Mapping)
+            else None,
+        )
+
 
 def _extension(path: str) -> str:
     return posixpath.splitext(posixpath.basename(path))[1].lower() or "(none)"
