@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rlm_cli.budget import Limits
 from rlm_cli.errors import UsageError
@@ -45,6 +46,8 @@ class AskRequest:
     models: ModelFlags = ModelFlags()
     limits: Limits = field(default_factory=Limits)
     trace: Path | None = None
+    schema: dict[str, Any] | None = None  # a JSON Schema the answer must satisfy (printed as JSON)
+    cite: bool = False  # the answer names file:line sources, each checked against the context
 
     def checked_question(self) -> str:
         question = self.question.strip()

@@ -59,6 +59,10 @@ def ask(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
     trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="A JSON Schema (file or inline JSON) the answer must satisfy; printed as JSON.")
+    ] = None,
+    cite: Annotated[bool, typer.Option("--cite", help="Follow the answer with file:line sources, each checked against the context.")] = False,
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -66,6 +70,7 @@ def ask(
 
     Exit codes: 0 answer, 2 usage, 3 input, 4 model, 5 a limit ended the run, 130 interrupted.
     """
+    from rlm_cli.answers import load_schema
     from rlm_cli.api import AskRequest, Limits, Rlm
     from rlm_cli.trace.console import console_trace
 
@@ -83,6 +88,8 @@ def ask(
             model_flags(model, sub_model, api_base, sub_api_base),
             limits,
             trace,
+            schema=load_schema(schema) if schema is not None else None,
+            cite=cite,
         )
         view = None if quiet else console_trace()
         try:
@@ -96,8 +103,8 @@ def ask(
                 view.close()
         if as_json:
             _write(output, json.dumps(result.as_json(), ensure_ascii=False) + "\n")
-        elif result.answer is not None:
-            _write(output, result.answer if result.answer.endswith("\n") else result.answer + "\n")
+        elif (text := result.text()) is not None:
+            _write(output, text if text.endswith("\n") else text + "\n")
         conclude(result)
 
 
