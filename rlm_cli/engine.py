@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_cli import __version__
+from rlm_cli.answers import AnswerCheck, Verdict
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.codegraph import CodeIndex, build_code_index
 from rlm_cli.errors import LimitError, ModelError, RlmError
@@ -48,6 +49,7 @@ class RunConfig:
     profile: str | None = None  # a prompt profile by name; None picks one by model
     code_cache_dir: Path | None = None  # the parse cache of the code graph; None: the default
     repository: dict[str, str | None] | None = None  # name, commit, remote_url of a git source
+    check: AnswerCheck | None = None  # what the top-level answer must satisfy (--schema, --cite)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RunResult:
     usage: Usage
     duration_s: float
     error: str | None = None
+    verdict: Verdict | None = None  # the checked answer, with --schema / --cite
 
 
 ClientFactory = Callable[[ModelSettings], ModelClient]
@@ -112,10 +115,11 @@ class Run:
         true iterations, usage and duration, as its `run_end` record says.
         """
         status, answer, error = "error", None, None
+        verdict: Verdict | None = None
         try:
             async with asyncio.timeout(self.budget.remaining_time()):
                 result = await self._loop(files, self.config.question, depth=0, created=self._set_top)
-            status, answer, error = result.status, result.answer, result.reason
+            status, answer, error, verdict = result.status, result.answer, result.reason, result.verdict
         except TimeoutError:
             status, error = "limit", self.budget.timeout_text()
         except LimitError as exc:
@@ -132,7 +136,7 @@ class Run:
             self.sink.emit(
                 RunEnd(status, self._iterations(), self.budget.subcalls, self.budget.usage, self.budget.elapsed(), error)
             )
-        return self._result(answer, status, error)
+        return self._result(answer, status, error, verdict)
 
     def _set_top(self, loop: RootLoop) -> None:
         self._top = loop
@@ -140,7 +144,7 @@ class Run:
     def _iterations(self) -> int:
         return self._top.iterations if self._top is not None else 0
 
-    def _result(self, answer: str | None, status: str, error: str | None) -> RunResult:
+    def _result(self, answer: str | None, status: str, error: str | None, verdict: Verdict | None = None) -> RunResult:
         return RunResult(
             answer=answer,
             status=status,
@@ -151,6 +155,7 @@ class Run:
             usage=self.budget.usage,
             duration_s=self.budget.elapsed(),
             error=error,
+            verdict=verdict,
         )
 
     @contextlib.asynccontextmanager
@@ -221,6 +226,7 @@ class Run:
                 sub_chars=self._sub_chars(),
                 depth=depth,
                 parent=parent,
+                check=self.config.check if depth == 0 else None,
             )
             if created is not None:
                 created(loop)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rlm_cli.budget import Limits
 from rlm_cli.errors import UsageError
@@ -51,6 +52,8 @@ class AskRequest:
     trace: Path | None = None
     redact: bool | None = None
     no_cache: bool = False  # no cross-run sub-call cache (`--no-cache`)
+    schema: dict[str, Any] | None = None  # a JSON Schema the answer must satisfy (printed as JSON)
+    cite: bool = False  # the answer names file:line sources, each checked against the context
 
     def checked_question(self) -> str:
         question = self.question.strip()

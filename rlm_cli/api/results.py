@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlm_cli.answers import Source, render_sources
 from rlm_cli.events import Usage
 
 
@@ -24,11 +25,21 @@ class AskResult:
     duration_s: float = 0.0
     trace_file: Path | None = None
     error: str | None = None
+    value: Any = None  # with a schema: the validated JSON value (`answer` is its JSON text)
+    typed: bool = False  # `value` holds a validated value
+    sources: tuple[Source, ...] | None = None  # with cite: every reference, verified or not
+
+    def text(self) -> str | None:
+        """What the CLI prints: the answer, followed by its sources when they were asked for."""
+        if self.answer is None or self.sources is None:
+            return self.answer
+        return f"{self.answer.rstrip()}\n\n{render_sources(self.sources)}"
 
     def as_json(self) -> dict[str, Any]:
-        """The `--json` object of DESIGN.md."""
+        """The `--json` object of DESIGN.md (`sources` only when they were asked for)."""
+        extra = {} if self.sources is None else {"sources": [source.as_json() for source in self.sources]}
         return {
-            "answer": self.answer,
+            "answer": self.value if self.typed else self.answer,
             "status": self.status,
             "model": self.model,
             "sub_model": self.sub_model,
@@ -42,4 +53,5 @@ class AskResult:
             "duration_s": round(self.duration_s, 3),
             "trace_file": str(self.trace_file) if self.trace_file else None,
             "error": self.error,
+            **extra,
         }

@@ -17,11 +17,12 @@ import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TypeVar
 
 from rlm_cli import settings as settings_module
+from rlm_cli.answers import AnswerCheck
 from rlm_cli.api.models import ClientFactory, ModelSession
 from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest
 from rlm_cli.api.results import AskResult
@@ -96,6 +97,7 @@ class Rlm:
         """Answer one request; `models` lets many requests share started local servers."""
         budget = Budget(request.limits)  # the clock starts now: --timeout covers loading too
         question = request.checked_question()
+        check = AnswerCheck(request.schema, request.cite) if request.schema is not None or request.cite else None
         settings = models.settings if models is not None else self.settings(request.models)
         trace = request.trace or default_trace_path()
         if request.trace is not None:
@@ -124,6 +126,7 @@ class Rlm:
                 profile=settings.profile,
                 code_cache_dir=self._code_cache_dir,
                 repository=asdict(loaded.repository) if loaded.repository else None,
+                check=replace(check, files=loaded.files) if check is not None else None,
             )
             cache = None if request.no_cache else SubcallCache(cache_dir(self._environ) / "subcalls")
             run = Run(config, sink, session.make_client, budget, cache)
@@ -218,6 +221,7 @@ def _redacted(loaded: LoadedSources, wanted: bool, sink: Sink) -> Mapping[str, s
 
 
 def _ask_result(result: RunResult, trace: Path | None) -> AskResult:
+    verdict = result.verdict
     return AskResult(
         answer=result.answer,
         status=result.status,
@@ -229,6 +233,9 @@ def _ask_result(result: RunResult, trace: Path | None) -> AskResult:
         duration_s=result.duration_s,
         trace_file=trace,
         error=result.error,
+        value=verdict.value if verdict is not None else None,
+        typed=verdict is not None and verdict.typed,
+        sources=verdict.sources if verdict is not None else None,
     )
 
 

@@ -73,6 +73,10 @@ def ask(
         bool, typer.Option("--dry-run", help="No model call: files kept and skipped, tokens, the prompt's size, a cost range.")
     ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every sub-call afresh: no answers kept across runs.")] = False,
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="A JSON Schema (file or inline JSON) the answer must satisfy; printed as JSON.")
+    ] = None,
+    cite: Annotated[bool, typer.Option("--cite", help="Follow the answer with file:line sources, each checked against the context.")] = False,
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -80,6 +84,7 @@ def ask(
 
     Exit codes: 0 answer, 2 usage, 3 input, 4 model, 5 a limit ended the run, 130 interrupted.
     """
+    from rlm_cli.answers import load_schema
     from rlm_cli.api import AskRequest, Limits, Rlm
     from rlm_cli.trace.console import console_trace
 
@@ -99,6 +104,8 @@ def ask(
             trace,
             redact,
             no_cache,
+            schema=load_schema(schema) if schema is not None else None,
+            cite=cite,
         )
         if dry_run:
             _dry_run(request, as_json, output)
@@ -114,8 +121,8 @@ def ask(
                 view.close()
         if as_json:
             _write(output, json.dumps(result.as_json(), ensure_ascii=False) + "\n")
-        elif result.answer is not None:
-            _write(output, result.answer if result.answer.endswith("\n") else result.answer + "\n")
+        elif (text := result.text()) is not None:
+            _write(output, text if text.endswith("\n") else text + "\n")
         conclude(result)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlm_cli.answers import AnswerCheck, FinalAnswer, Verdict
 from rlm_cli.budget import Budget
 from rlm_cli.events import Cell, CellStart, Message, RootResponse, Sink, Usage
 from rlm_cli.loop.parsing import code_blocks, prose
@@ -40,6 +41,7 @@ class LoopResult:
     iterations: int
     reason: str | None = None  # why a limit ended it
     usage: Usage = Usage()  # this loop's turns and every sub-call its cells made
+    verdict: Verdict | None = None  # the checked answer, with --schema / --cite
 
 
 OLD_OUTPUT_CHARS = 400
@@ -77,6 +79,7 @@ class RootLoop:
         sub_chars: int,
         depth: int = 0,
         parent: int | None = None,
+        check: AnswerCheck | None = None,
     ) -> None:
         self._client = client
         self._worker = worker
@@ -87,6 +90,8 @@ class RootLoop:
         self._sub_chars = sub_chars
         self._depth = depth
         self._parent = parent
+        self._check = check
+        self._corrections = 1  # turns a FINAL that fails the check gets to mend it
         self._cell_id = 0
         self.iterations = 0  # root turns whose reply was acted on; read after a failure too
         self.usage = Usage()
@@ -123,18 +128,30 @@ class RootLoop:
             self.iterations = iteration
             refused = self._budget.subcalls_refused
             shown: list[str] = []
+            correction: str | None = None
             for number, code in enumerate(blocks, 1):
                 outcome, feedback = await self._run_cell(code, iteration)
                 if outcome.final is not None:
+                    verdict = self._verdict(outcome)
+                    if verdict is not None and verdict.errors:
+                        if self._corrections and not last_chance:
+                            self._corrections -= 1
+                            correction = f"{feedback}\n\n{verdict.correction()}"
+                            break
+                        why = "the answer does not satisfy --schema: " + "; ".join(verdict.errors)
+                        return LoopResult(outcome.final, "limit", self.iterations, why, self.usage, verdict)
                     if forced is None and self._budget.subcalls_refused > refused:
                         forced = self._budget.subcall_limit_text()
-                    return self._result(outcome.final, None if stalled else forced)
+                    return self._result(outcome.final, None if stalled else forced, verdict)
                 if code.strip() in ran:
                     repeats += 1
                     feedback = f"{feedback}\n{REPEATED}"
                 ran.add(code.strip())
                 shown.append(f"[block {number} of {len(blocks)}]\n{feedback}" if len(blocks) > 1 else feedback)
             self._budget.check_cost()
+            if correction is not None:
+                messages.append({"role": "user", "content": cut + correction})
+                continue
             if last_chance:
                 break
             outputs = "\n\n".join(shown)
@@ -154,9 +171,16 @@ class RootLoop:
             self._send(messages, "user", cut + turn, iteration + 1)
         return self._result(None, forced or "iteration limit reached")
 
-    def _result(self, answer: str | None, forced: str | None) -> LoopResult:
+    def _result(self, answer: str | None, forced: str | None, verdict: Verdict | None = None) -> LoopResult:
         status = "ok" if forced is None else "limit"
-        return LoopResult(answer, status, self.iterations, forced, self.usage)
+        if verdict is not None:
+            answer = verdict.text
+        return LoopResult(answer, status, self.iterations, forced, self.usage, verdict)
+
+    def _verdict(self, outcome: CellOutcome) -> Verdict | None:
+        if self._check is None or outcome.final is None:
+            return None
+        return self._check.check(FinalAnswer(outcome.final, outcome.final_json, outcome.sources))
 
     def _send(self, messages: list[dict[str, str]], role: str, content: str, iteration: int) -> None:
         """Add a system or user message to the conversation, and to the trajectory (for export and follow-ups)."""
@@ -165,7 +189,8 @@ class RootLoop:
 
     def _first_turn(self, question: str) -> str:
         hint = self._profile.code_hint if self._worker.summary.code else ""
-        return self._profile.first_turn.format(question=question, budget=self._budget.summary(1), code_hint=hint)
+        turn = self._profile.first_turn.format(question=question, budget=self._budget.summary(1), code_hint=hint)
+        return f"{turn}\n\n{self._check.instructions()}" if self._check is not None else turn
 
     async def _ask(self, messages: list[dict[str, str]], iteration: int) -> tuple[str, bool]:
         """The root model's reply, and whether it was cut off at the output limit."""

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rlm_cli
 from rlm_cli.errors import UsageError, WorkerError
@@ -108,6 +109,8 @@ class CellOutcome:
     timed_out: bool = False
     restarted: bool = False  # the worker died or was killed; variables are gone
     crash: str | None = None  # how it died, when it did
+    final_json: str | None = None  # a dict or list answer, as JSON text
+    sources: tuple[Any, ...] | None = None  # FINAL(answer, sources=[...]), as the model gave them
 
 
 class OutputTail(asyncio.Protocol):
@@ -296,6 +299,8 @@ class WorkerProcess:
                         output_chars=message.output_chars,
                         error=message.error,
                         final=message.final,
+                        final_json=message.final_json,
+                        sources=None if message.sources is None else tuple(message.sources),
                         restored=tuple(message.restored),
                         duration_s=message.duration_s,
                         timed_out=interrupted,

@@ -7,7 +7,8 @@ code in the host. Each message carries `type` and the protocol version `v`.
     host -> worker                         worker -> host
     init_request     {context_fd}          init_reply     {isolation}
     execute_request  {cell_id, code,       execute_reply  {cell_id, output, output_chars,
-                      max_output_chars}                    error, final, restored, duration_s}
+                      max_output_chars}                    error, final, final_json, sources,
+                                                           restored, duration_s}
     llm_reply        {req_id, results}     llm_request    {req_id, prompts, model,
                                                             recursive, contexts}
     shutdown_request {}
@@ -87,6 +88,8 @@ class ExecuteReply(Message):
     final: str | None  # the answer, when the cell called FINAL or FINAL_VAR
     restored: list[str] = field(default_factory=list)  # reserved names the cell overwrote
     duration_s: float = 0.0
+    final_json: str | None = None  # a dict or list answer, as JSON text (for --schema)
+    sources: list[Any] | None = None  # FINAL(answer, sources=[...]): str or {path, line, quote}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import io
+import json
 import os
 import signal
 import socket
@@ -250,6 +251,33 @@ def _many(results: list[dict[str, str]]) -> list[str]:
     return [r["text"] if "text" in r else f"ERROR: {r.get('error')}" for r in results]
 
 
+def _json_form(value: object) -> str | None:
+    """A non-str answer as JSON text, when it is JSON data (a dict, a list, a number...)."""
+    if isinstance(value, str) or not isinstance(value, (dict, list, tuple, int, float, bool, type(None))):
+        return None
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def _source_list(sources: object) -> list[Any]:
+    """FINAL's `sources` as JSON data: each a "path:line ..." string or a {path, line, quote} dict
+    (a (path, line, quote) tuple becomes the dict)."""
+    items = [sources] if isinstance(sources, (str, dict)) else sources
+    if not isinstance(items, (list, tuple)):
+        items = [items]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, (list, tuple)) and 2 <= len(item) <= 3:  # (path, line[, quote])
+            item = dict(zip(("path", "line", "quote"), item))
+        if isinstance(item, dict):
+            out.append({str(k): v if isinstance(v, (str, int)) else str(v) for k, v in item.items()})
+        else:
+            out.append(str(item))
+    return out
+
+
 class Repl:
     """One IPython shell holding `context`; runs cells and reports what they printed and ended with."""
 
@@ -266,6 +294,8 @@ class Repl:
         self._context = context
         self._link = link
         self._final: str | None = None
+        self._final_json: str | None = None
+        self._sources: list[Any] | None = None
         self._reserved = self._reserved_names()
         self._shell.user_ns.update(self._reserved)
         self._baseline = set(self._shell.user_ns)
@@ -303,13 +333,15 @@ class Repl:
                 raise ValueError(f"{len(texts)} prompts but {len(ctxs)} contexts")
             return _many(link.ask(texts, contexts=ctxs)) if texts else []
 
-        def FINAL(answer: object) -> None:
-            """End the run with str(answer)."""
+        def FINAL(answer: object, sources: object = None) -> None:
+            """End the run with str(answer); `sources` are file:line references backing it."""
             link.gate.check("FINAL")
             if self._final is None:
                 self._final = str(answer)
+                self._final_json = _json_form(answer)
+                self._sources = None if sources is None else _source_list(sources)
 
-        def FINAL_VAR(name: object) -> None:
+        def FINAL_VAR(name: object, sources: object = None) -> None:
             """End the run with the value of the variable called `name`, of any size."""
             if not isinstance(name, str):
                 raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
@@ -317,7 +349,7 @@ class Repl:
             key = name.strip().strip("'\"")
             if key not in self._shell.user_ns:
                 raise NameError(f"FINAL_VAR: no variable named {key!r}; define it first, or use FINAL(value)")
-            FINAL(self._shell.user_ns[key])
+            FINAL(self._shell.user_ns[key], sources)
 
         def SHOW_VARS() -> None:
             """Print the variables defined so far, with their types and sizes."""
@@ -361,7 +393,7 @@ class Repl:
     def run(self, cell_id: int, code: str, max_output_chars: int) -> ExecuteReply:
         out = CappedWriter(max_output_chars)
         saved = sys.stdout, sys.stderr
-        self._final = None
+        self._final = self._final_json = self._sources = None
         started = time.monotonic()
         error: str | None = None
         sys.stdout = sys.stderr = out
@@ -387,6 +419,8 @@ class Repl:
             output_chars=out.total,
             error=error,
             final=self._final,
+            final_json=self._final_json,
+            sources=self._sources,
             restored=(self._restore() + patched)[:MAX_RESTORED],
             duration_s=time.monotonic() - started,
         )
