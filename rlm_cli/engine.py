@@ -28,7 +28,7 @@ from rlm_cli.events import Final, Notice, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
 from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
-from rlm_cli.subcalls import Scope, SubcallRunner, SubResult
+from rlm_cli.subcalls import Limiter, Scope, SubcallRunner, SubResult
 from rlm_cli.units import CHARS_PER_TOKEN
 from rlm_cli.worker.process import CellOutcome, WorkerProcess
 from rlm_cli.worker.protocol import LlmRequest
@@ -46,6 +46,7 @@ class RunConfig:
     profile: str | None = None  # a prompt profile by name; None picks one by model
     code_cache_dir: Path | None = None  # the parse cache of the code graph; None: the default
     repository: dict[str, str | None] | None = None  # name, commit, remote_url of a git source
+    sub_limiter: Limiter | None = None  # shared with other runs (rlm batch); None: --concurrency of its own
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Run:
         self.budget.warn = lambda message: sink.emit(Notice(message, level="warning"))
         self._make_client = make_client
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
-        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
+        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm, limiter=config.sub_limiter)
         self._top: RootLoop | None = None  # the depth-0 loop, for the iterations of a failed run
 
     def _client(self, settings: ModelSettings) -> ModelClient:

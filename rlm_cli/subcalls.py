@@ -2,7 +2,9 @@
 
 One `llm_request` from a cell may carry one prompt or a whole batch; every prompt becomes its own
 task under a run-wide semaphore of `--concurrency`, so a 64-prompt batch with concurrency 16 takes
-about four model latencies, not sixty-four. A failure stays in its slot as an error result.
+about four model latencies, not sixty-four. Many runs may share one `Limiter` instead (`rlm
+batch` hands every run the one of its provider), so twenty runs do not each open sixteen
+connections. A failure stays in its slot as an error result.
 A recursive sub-RLM (`rlm_query` while depth allows) is a sub-call too: it is traced as a
 `subcall` of kind `rlm`, and everything it does carries its id as `parent`.
 """
@@ -13,6 +15,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from rlm_cli.budget import Budget
@@ -47,6 +50,9 @@ class Scope:
     parent: int | None = None
 
 
+# Where sub-calls wait for a slot: an `asyncio.Semaphore`, or anything entered the same way.
+Limiter = AbstractAsyncContextManager[object]
+
 # A sub-RLM: (question, context text, depth, its subcall id) -> its answer or error, and the
 # usage of its whole subtree.
 Recurse = Callable[[str, str, int, int], Awaitable[SubResult]]
@@ -61,12 +67,13 @@ class SubcallRunner:
         budget: Budget,
         sink: Sink,
         recurse: Recurse | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._client_for = client_for
         self._budget = budget
         self._sink = sink
         self._recurse = recurse
-        self._semaphore = asyncio.Semaphore(max(1, budget.limits.concurrency))
+        self._limiter: Limiter = limiter or asyncio.Semaphore(max(1, budget.limits.concurrency))
         self._ids = itertools.count(1)
         self._cache: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._windows: dict[str, int | None] = {}
@@ -143,7 +150,7 @@ class SubcallRunner:
                 f"the prompt of {len(prompt):,} characters (~{len(prompt) // CHARS_PER_TOKEN:,} tokens) is larger"
                 f" than {client.model}'s window of {window:,} tokens; split it, e.g. with context.chunks()"
             )
-        async with self._semaphore:
+        async with self._limiter:
             completion = await client.complete([{"role": "user", "content": prompt}])
         self._budget.charge(completion.usage, client.model)
         return completion

@@ -33,6 +33,7 @@ from rlm_cli.inspection import Inspection, inspect_sources
 from rlm_cli.model_client import Completion, LiteLLMClient, ModelSettings, warm_up
 from rlm_cli.paths import check_writable
 from rlm_cli.settings import ModelFlags, Settings
+from rlm_cli.subcalls import Limiter
 from rlm_cli.trace.trajectory import TrajectoryWriter, default_trace_path
 
 T = TypeVar("T")
@@ -80,8 +81,11 @@ class Rlm:
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
 
-    async def ask_async(self, request: AskRequest, models: ModelSession | None = None) -> AskResult:
-        """Answer one request; `models` lets many requests share started local servers."""
+    async def ask_async(
+        self, request: AskRequest, models: ModelSession | None = None, sub_limiter: Limiter | None = None
+    ) -> AskResult:
+        """Answer one request; `models` lets many requests share started local servers, and
+        `sub_limiter` lets them share the slots for sub-calls to one provider."""
         budget = Budget(request.limits)  # the clock starts now: --timeout covers loading too
         question = request.checked_question()
         settings = models.settings if models is not None else self.settings(request.models)
@@ -110,6 +114,7 @@ class Rlm:
                 profile=settings.profile,
                 code_cache_dir=self._code_cache_dir,
                 repository=asdict(loaded.repository) if loaded.repository else None,
+                sub_limiter=sub_limiter,
             )
             run = Run(config, sink, session.make_client, budget)
             result = await run.answer(loaded.files)
