@@ -55,7 +55,6 @@ class TaskResult:
     trace_file: str | None = None
     error: str | None = None
     error_kind: str | None = None  # usage | input | model | worker | internal; None unless status is error
-    attempts: int = 1  # more than one when Ray ran it again after its node process died
 
     @classmethod
     def of(cls, task_id: str, result: AskResult, exc: BaseException | None = None) -> TaskResult:
@@ -107,7 +106,6 @@ class TaskResult:
             "trace_file": self.trace_file,
             "error": self.error,
             "error_kind": self.error_kind,
-            "attempts": self.attempts,
         }
 
     @classmethod
@@ -126,7 +124,6 @@ class TaskResult:
             trace_file=data.get("trace_file"),
             error=data.get("error"),
             error_kind=data.get("error_kind"),
-            attempts=int(data.get("attempts") or 1),
         )
 
 

@@ -14,11 +14,11 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlm_cli.api import ModelFlags, ModelSession, Rlm
+from rlm_cli.api import AskResult, ModelFlags, ModelSession, Rlm
 from rlm_cli.batch.events import BadLine, BatchEnd, BatchNotice, BatchStart, Summary, TaskEnd, TaskSink, TaskSpent, TaskStart
 from rlm_cli.batch.results import ResultsFile, TaskResult
 from rlm_cli.batch.tasks import Problem, Task
@@ -131,6 +131,24 @@ def provider_key(choice: ModelChoice) -> str:
     return choice.sub_model.split("/", 1)[0] if "/" in choice.sub_model else choice.sub_model
 
 
+async def execute(task_id: str, ask: Callable[[], Awaitable[AskResult]]) -> TaskResult:
+    """One task's ask, whatever happens, as its result; only Ctrl-C gets out.
+
+    Shared by the runner here and the Ray task on a node, so both record a failure alike.
+    """
+    started = time.monotonic()
+    try:
+        return TaskResult.of(task_id, await ask())
+    except Interrupted:
+        raise
+    except RlmError as exc:
+        if exc.result is not None:
+            return TaskResult.of(task_id, exc.result, exc)
+        return TaskResult.failed(task_id, exc, time.monotonic() - started)
+    except Exception as exc:  # a bug in one task is that task's error, not the batch's end
+        return TaskResult.failed(task_id, exc, time.monotonic() - started)
+
+
 class LocalRunner:
     """Runs a batch's tasks in this process, `jobs` at a time, sharing sessions and limiters."""
 
@@ -163,20 +181,13 @@ class LocalRunner:
             batch.finished(result)
 
     async def _one(self, task: Task, batch: Batch, notices: Rlm) -> TaskResult:
-        started = time.monotonic()
-        try:
+        async def ask() -> AskResult:
             session = self._session(task.request.models, notices)
             limiter = self._limiter(session.choice)
-            result = await self._make_rlm([TaskSink(task.id, batch)]).ask_async(task.request, models=session, sub_limiter=limiter)
-            return TaskResult.of(task.id, result)
-        except Interrupted:
-            raise
-        except RlmError as exc:
-            if exc.result is not None:
-                return TaskResult.of(task.id, exc.result, exc)
-            return TaskResult.failed(task.id, exc, time.monotonic() - started)
-        except Exception as exc:  # a bug in one task is that task's error, not the batch's end
-            return TaskResult.failed(task.id, exc, time.monotonic() - started)
+            rlm = self._make_rlm([TaskSink(task.id, batch)])
+            return await rlm.ask_async(task.request, models=session, sub_limiter=limiter)
+
+        return await execute(task.id, ask)
 
     def _session(self, flags: ModelFlags, notices: Rlm) -> ModelSession:
         """One session per distinct model flags; a flags that cannot resolve fails every task using it."""

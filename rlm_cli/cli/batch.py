@@ -23,6 +23,7 @@ from rlm_cli.cli.options import (
     SubModel,
     model_flags,
 )
+from rlm_cli.errors import UsageError
 from rlm_cli.paths import check_writable
 
 
@@ -32,7 +33,9 @@ def batch(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Results (JSONL), appended as tasks end; default TASKS.results.jsonl.")
     ] = None,
-    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Tasks running at once.")] = 4,
+    jobs: Annotated[
+        int | None, typer.Option("-j", "--jobs", min=1, help="Tasks running at once; default 4, on Ray the cluster's CPUs / --ray-num-cpus.")
+    ] = None,
     traces: Annotated[
         Path | None, typer.Option("--traces", help="Directory for one trajectory per task; default RESULTS.traces/.")
     ] = None,
@@ -56,6 +59,17 @@ def batch(
         int, typer.Option("--concurrency", min=1, help="Sub-calls in flight at once per provider, shared by all tasks.")
     ] = DEFAULTS.concurrency,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress on stderr.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: HOST:PORT, ray://HOST:PORT, auto (RAY_ADDRESS), or local."),
+    ] = None,
+    ray_num_cpus: Annotated[float, typer.Option("--ray-num-cpus", min=0.01, help="CPUs each task holds on its node.")] = 1.0,
+    ray_max_retries: Annotated[
+        int, typer.Option("--ray-max-retries", min=0, help="Runs again of a task whose node process died.")
+    ] = 3,
+    ray_ship_max: Annotated[
+        str, typer.Option("--ray-ship-max", help="Local sources up to this size travel with the task; larger must be on shared storage.")
+    ] = "5M",
 ) -> None:
     """Run every task of TASKS (JSONL) and append each result to --output as it ends.
 
@@ -83,11 +97,26 @@ def batch(
         view = None if quiet else batch_progress()
         job = Batch(plan, ResultsFile(results_path), view or _Nowhere())
         try:
-            summary = asyncio.run(LocalRunner(lambda sinks: Rlm(sinks), jobs, concurrency).run(job))
+            if ray is None:
+                summary = asyncio.run(LocalRunner(lambda sinks: Rlm(sinks), jobs or 4, concurrency).run(job))
+            else:
+                from rlm_cli.batch.on_ray import RayOptions, run_on_ray
+
+                options = RayOptions(ray, ray_num_cpus, ray_max_retries, _size(ray_ship_max), jobs)
+                summary = run_on_ray(job, options, Rlm())
         finally:
             if view is not None:
                 view.close()
         conclude(summary)
+
+
+def _size(text: str) -> int:
+    from rlm_cli.units import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"--ray-ship-max: {exc}") from None
 
 
 class _Nowhere:
