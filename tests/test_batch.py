@@ -8,6 +8,7 @@ server answers and the exit codes, stderr lines and results file are checked.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -19,15 +20,17 @@ from typing import Any
 
 import pytest
 from conftest import run_rlm
+from rich.console import Console
 from test_api import ListSink, Models, Scripted, repl
 
 from rlm_cli.api import Limits, ModelFlags, Rlm
-from rlm_cli.batch.events import BadLine, BatchEnd, BatchNotice, Summary, TaskEnd, TaskStart
+from rlm_cli.batch.events import BadLine, BatchEnd, BatchNotice, BatchStart, Summary, TaskEnd, TaskStart
 from rlm_cli.batch.results import ResultsFile, TaskResult
 from rlm_cli.batch.runner import Batch, LocalRunner, Plan, trace_path
-from rlm_cli.batch.tasks import Defaults, read_tasks
+from rlm_cli.batch.tasks import Defaults, Problem, read_tasks
 from rlm_cli.errors import InputError
 from rlm_cli.events import Usage
+from rlm_cli.trace.batch import BatchProgress
 
 FIND_CODE = repl("FINAL(context.grep('code is')[0].text.split()[-1])")
 
@@ -264,3 +267,28 @@ def test_ctrl_c_keeps_finished_results_and_the_rerun_does_not_redo_them(scripted
     assert f"{6 - len(finished)} task(s) to run ({len(finished)} done earlier)" in ran.stderr
     assert len(server.root_requests()) - before == 6 - len(finished)
     assert sorted(r["id"] for r in results(out)) == [f"t{i}" for i in range(6)]
+
+
+def test_the_plain_progress_prints_each_task_that_ends_and_a_closing_line() -> None:
+    out = io.StringIO()
+    view = BatchProgress(Console(file=out, width=200, no_color=True), live=False)
+    summary = Summary(total=3, ok=1, errors={"input": 1}, bad_lines=1, usage=Usage(100, 20, None), duration_s=2.0)
+    for event in (
+        BatchStart(2, 2, 4, "this machine"),
+        BadLine(Problem(3, "not JSON (Expecting value, column 1)"), "tasks.jsonl"),
+        BatchNotice("sandbox: no network namespace", "warning"),
+        BatchNotice("sandbox: no network namespace", "warning"),
+        TaskStart("a"),
+        TaskEnd(TaskResult("a", "ok", answer="1", usage=Usage(100, 20, None), duration_s=1.5)),
+        TaskEnd(TaskResult("b", "error", error="no such file or directory: x", error_kind="input")),
+        BatchEnd(summary),
+    ):
+        view.emit(event)
+    assert out.getvalue().splitlines() == [
+        "rlm batch · 2 task(s) to run · 4 at a time on this machine",
+        "error: tasks.jsonl:3: not JSON (Expecting value, column 1)",
+        "warning: sandbox: no network namespace",
+        "[1/2] a · ok · 1.5 s · 120 tok",
+        "[2/2] b · error · 0.0 s · 0 tok · no such file or directory: x",
+        "batch: 1 ok · 0 limit · 1 failed · 1 bad line(s) · 120 tok · 2.0 s · 1.00 tasks/s",
+    ]
