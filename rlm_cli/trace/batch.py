@@ -29,7 +29,8 @@ class BatchProgress:
         self._done = 0
         self._failed = 0
         self._running = 0
-        self._usage = Usage()
+        self._finished = Usage()  # what ended tasks spent, from their results
+        self._spending: dict[str, Usage] = {}  # what running tasks spent so far (none from Ray)
         self._warned: set[str] = set()
 
     def emit(self, event: Event) -> None:
@@ -44,8 +45,9 @@ class BatchProgress:
                 self.console.print(Text(prefix + event.message, style=style))
         elif isinstance(event, TaskStart):
             self._running += 1
+            self._spending[event.id] = Usage()
         elif isinstance(event, TaskSpent):
-            self._usage = self._usage + event.usage
+            self._spending[event.id] = self._spending.get(event.id, Usage()) + event.usage
         elif isinstance(event, TaskEnd):
             self._end(event)
         elif isinstance(event, BatchEnd):
@@ -81,7 +83,8 @@ class BatchProgress:
         self._running -= 1
         self._done += 1
         self._failed += result.status == "error"
-        # The live usage already counted what this task spent as it went; its result is the truth.
+        self._spending.pop(result.id, None)
+        self._finished = self._finished + result.usage
         if self._live and result.status == "ok":
             return
         spent = tokens(result.usage.input_tokens + result.usage.output_tokens)
@@ -112,8 +115,11 @@ class BatchProgress:
     def _refresh(self) -> None:
         if self._progress is None or self._bar is None:
             return
+        spent = self._finished
+        for usage in self._spending.values():
+            spent = spent + usage
         failed = f" · {self._failed} failed" if self._failed else ""
-        status = f"{self._running} running{failed} · {tokens(self._usage.input_tokens + self._usage.output_tokens)} tok{money(self._usage.cost_usd)}"
+        status = f"{self._running} running{failed} · {tokens(spent.input_tokens + spent.output_tokens)} tok{money(spent.cost_usd)}"
         self._progress.update(self._bar, completed=self._done, status=status)
 
 
