@@ -4,7 +4,7 @@
     results.py  the results file: one record a line, appended as tasks end; what makes a rerun resume
     events.py   what a batch reports while it runs, and its `Summary`
     runner.py   the bookkeeping every runner shares (`Batch`), and the runner for this machine
-    ray.py      the runner for a Ray cluster (imports Ray; nothing else here does)
+    on_ray.py   the runner for a Ray cluster (imports Ray; nothing else here does)
 
 Nothing here prints or picks an exit code: the CLI renders the events and maps the `Summary`.
 """
