@@ -30,7 +30,7 @@ from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
 from rlm_cli.sources.git import RepoInfo
 from rlm_cli.sources.summary import CodeSummary, ContextSummary
 from rlm_cli.subcall_cache import SubcallCache
-from rlm_cli.subcalls import Scope, SubcallRunner, SubResult
+from rlm_cli.subcalls import Limiter, Scope, SubcallRunner, SubResult
 from rlm_cli.units import CHARS_PER_TOKEN
 from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.process import CellOutcome, WorkerProcess, max_workers
@@ -50,6 +50,7 @@ class RunConfig:
     code_cache_dir: Path | None = None  # the parse cache of the code graph; None: the default
     repository: dict[str, str | None] | None = None  # name, commit, remote_url of a git source
     check: AnswerCheck | None = None  # what the top-level answer must satisfy (--schema, --cite)
+    sub_limiter: Limiter | None = None  # shared with other runs (rlm batch); None: --concurrency of its own
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,9 @@ class Run:
         self.budget.warn = lambda message: sink.emit(Notice(message, level="warning"))
         self._make_client = make_client
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
-        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm, cache=subcall_cache)
+        self._runner = SubcallRunner(
+            self._sub_client, self.budget, sink, recurse=self._sub_rlm, cache=subcall_cache, limiter=config.sub_limiter
+        )
         self._top: RootLoop | None = None  # the depth-0 loop, for the iterations of a failed run
         self._max_workers = max_workers()
         self._worker_slots: dict[int, asyncio.Semaphore] = {}  # depth -> workers running there

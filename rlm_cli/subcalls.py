@@ -3,7 +3,9 @@
 One `llm_request` from a cell may carry one prompt or a whole batch; every prompt becomes its own
 task, at most `--max-concurrency` of them calling at once; within that, each provider's adaptive
 limiter (`rlm_cli.concurrency`) starts at `--concurrency` and raises the number in flight while the
-provider keeps up, so a 64-prompt batch takes about one model latency, not sixty-four. A failure stays in its slot as an error result.
+provider keeps up, so a 64-prompt batch takes about one model latency, not sixty-four. Many runs may share one ceiling `Limiter` instead (`rlm batch` hands every run the one of
+its provider), so twenty runs do not each open their own connections. A failure stays in its
+slot as an error result.
 A recursive sub-RLM (`rlm_query` while depth allows) is a sub-call too: it is traced as a
 `subcall` of kind `rlm`, and everything it does carries its id as `parent`.
 """
@@ -15,6 +17,7 @@ import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from rlm_cli.budget import Budget
@@ -63,6 +66,9 @@ class Scope:
     parent: int | None = None
 
 
+# Where sub-calls wait for a slot: an `asyncio.Semaphore`, or anything entered the same way.
+Limiter = AbstractAsyncContextManager[object]
+
 # A sub-RLM: (question, context text, depth, its subcall id) -> its answer or error, and the
 # usage of its whole subtree.
 Recurse = Callable[[str, str, int, int], Awaitable[SubResult]]
@@ -78,14 +84,16 @@ class SubcallRunner:
         sink: Sink,
         recurse: Recurse | None = None,
         cache: SubcallCache | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._client_for = client_for
         self._disk = cache
         self._budget = budget
         self._sink = sink
         self._recurse = recurse
-        # The ceiling: how many a provider gets at once is the adaptive limiter's call (rlm_cli.concurrency).
-        self._semaphore = asyncio.Semaphore(max(1, budget.limits.max_concurrency))
+        # The ceiling (shared by many runs under `rlm batch`): how many a provider gets at once
+        # within it is the adaptive limiter's call (rlm_cli.concurrency).
+        self._semaphore: Limiter = limiter or asyncio.Semaphore(max(1, budget.limits.max_concurrency))
         self._ids = itertools.count(1)
         self._cache: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._windows: dict[str, int | None] = {}

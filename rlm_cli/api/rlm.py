@@ -39,6 +39,7 @@ from rlm_cli.redaction import redact, redaction_wanted
 from rlm_cli.settings import ModelFlags, Settings
 from rlm_cli.sources.loader import LoadedSources
 from rlm_cli.subcall_cache import SubcallCache
+from rlm_cli.subcalls import Limiter
 from rlm_cli.trace.trajectory import TrajectoryWriter, default_trace_path
 
 T = TypeVar("T")
@@ -93,8 +94,11 @@ class Rlm:
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
 
-    async def ask_async(self, request: AskRequest, models: ModelSession | None = None) -> AskResult:
-        """Answer one request; `models` lets many requests share started local servers."""
+    async def ask_async(
+        self, request: AskRequest, models: ModelSession | None = None, sub_limiter: Limiter | None = None
+    ) -> AskResult:
+        """Answer one request; `models` lets many requests share started local servers, and
+        `sub_limiter` lets them share the slots for sub-calls to one provider."""
         budget = Budget(request.limits)  # the clock starts now: --timeout covers loading too
         question = request.checked_question()
         check = AnswerCheck(request.schema, request.cite) if request.schema is not None or request.cite else None
@@ -127,6 +131,7 @@ class Rlm:
                 code_cache_dir=self._code_cache_dir,
                 repository=asdict(loaded.repository) if loaded.repository else None,
                 check=replace(check, files=loaded.files) if check is not None else None,
+                sub_limiter=sub_limiter,
             )
             cache = None if request.no_cache else SubcallCache(cache_dir(self._environ) / "subcalls")
             run = Run(config, sink, session.make_client, budget, cache)

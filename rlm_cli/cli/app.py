@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from rlm_cli import __version__
-from rlm_cli.errors import Interrupted, LimitError, RlmError
+from rlm_cli.errors import InputError, Interrupted, LimitError, ModelError, RlmError
 
 if TYPE_CHECKING:
     from rlm_cli.api import AskResult
+    from rlm_cli.batch.events import Summary
 
 app = typer.Typer(
     name="rlm",
@@ -50,7 +51,7 @@ def _main(
     """rlm: the input lives in a Python REPL as `context`; a root model writes code to read it."""
 
 
-def conclude(outcome: AskResult | BaseException) -> NoReturn:
+def conclude(outcome: AskResult | Summary | BaseException) -> NoReturn:
     """Say how it ended (one line on stderr, unless it went well) and exit with the code for it."""
     code, line = _exit_for(outcome)
     if line:
@@ -58,7 +59,7 @@ def conclude(outcome: AskResult | BaseException) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _exit_for(outcome: AskResult | BaseException) -> tuple[int, str | None]:
+def _exit_for(outcome: AskResult | Summary | BaseException) -> tuple[int, str | None]:
     if isinstance(outcome, BaseException):
         if isinstance(outcome, (KeyboardInterrupt, Interrupted)):
             return Interrupted.exit_code, "rlm: interrupted"
@@ -71,9 +72,31 @@ def _exit_for(outcome: AskResult | BaseException) -> tuple[int, str | None]:
         frame = traceback.extract_tb(outcome.__traceback__)[-1]
         where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
         return 1, f"rlm: error: internal error: {type(outcome).__name__}: {outcome} (at {where}; set RLM_DEBUG=1 for the traceback)"
+    from rlm_cli.batch.events import Summary  # here, not at the top: only `rlm batch` ends with one
+
+    if isinstance(outcome, Summary):
+        return _batch_exit(outcome)
     if outcome.status == "ok" and outcome.answer is not None:
         return 0, None
     return LIMIT_EXIT, f"rlm: stopped: {outcome.error or 'the run ended without an answer'}"
+
+
+def _batch_exit(summary: Summary) -> tuple[int, str | None]:
+    """A batch: 4 if a task had a model error, else 3 for bad input (a bad line, a missing
+    source), else 1 for any other failure, else 5 if a limit ended a task or the batch, else 0."""
+    errors = summary.errors
+    failed = f"{summary.failed} task(s) failed ({', '.join(f'{kind} {n}' for kind, n in sorted(errors.items()))})"
+    if errors.get("model"):
+        return ModelError.exit_code, f"rlm: batch: {failed}"
+    if errors.get("input") or errors.get("usage") or summary.bad_lines:
+        bad = f"{summary.bad_lines} line(s) of the task file are not tasks" if summary.bad_lines else ""
+        return InputError.exit_code, "rlm: batch: " + "; ".join(p for p in (failed if errors else "", bad) if p)
+    if errors:
+        return 1, f"rlm: batch: {failed}"
+    if summary.limit or summary.not_started:
+        left = f"; {summary.not_started} not started (the batch's --max-cost)" if summary.not_started else ""
+        return LIMIT_EXIT, f"rlm: batch: {summary.limit} task(s) ended on a limit{left}"
+    return 0, None
 
 
 @contextmanager
