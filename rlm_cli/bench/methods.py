@@ -1,0 +1,277 @@
+"""The methods a bench compares: `rlm` (this tool, through the library API) and the baselines.
+
+- `direct`: the whole input in one prompt, cut to the root model's window keeping its head and
+  tail (the middle is dropped and the prompt says how much).
+- `summary`: the paper's summarisation agent: each window-sized chunk is summarised with the
+  question in view, then the summaries are summarised again, round after round, until they
+  fit one prompt, which then asks the question.
+- `retrieval`: BM25 (the `bm25s` library) over passages of the input, and the question over
+  the best passages that fit the window, in the input's order.
+
+Baselines talk to a `ModelClient` (the API's `models.root_client()`); each returns a
+`MethodResult` with the tokens and cost of every call it made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rlm_cli.bench.tasks.base import Task
+from rlm_cli.errors import ContextWindowError, ModelError, RlmError
+from rlm_cli.model_client import ModelClient
+
+CHARS_PER_TOKEN = 3.0  # below the usual 4: logs, ids and code cut into short tokens
+DEFAULT_WINDOW = 128_000  # tokens, when the client does not know its model's window
+OUTPUT_TOKENS = 1_024  # kept free for the reply
+PROMPT_TOKENS = 300  # the instructions and the question, roughly
+PASSAGE_CHARS = 1_500  # BM25 passage size
+SHRINK = 0.7  # a prompt the server refused as too long is cut to this share and sent again
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A task's input as methods take it: a path to load (rlm) and the text (baselines)."""
+
+    source: str
+    text: Callable[[], str]
+    trace: Any = None  # a Path for rlm's trajectory, or None for the default
+
+
+@dataclass
+class MethodResult:
+    answer: str | None
+    status: str = "ok"  # ok | limit | error
+    seconds: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    calls: int = 0  # model calls (rlm: root turns plus sub-calls)
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(Protocol):
+    name: str
+
+    async def run(self, task: Task, prepared: Prepared) -> MethodResult: ...
+
+
+class _Tally:
+    """The usage of every call one baseline run makes."""
+
+    def __init__(self, client: ModelClient) -> None:
+        self.client = client
+        self.result = MethodResult(answer=None)
+
+    async def ask(self, prompt: str) -> str:
+        completion = await self.client.complete([{"role": "user", "content": prompt}])
+        r = self.result
+        r.calls += 1
+        r.input_tokens += completion.input_tokens
+        r.output_tokens += completion.output_tokens
+        if completion.cost_usd is not None:
+            r.cost_usd = (r.cost_usd or 0.0) + completion.cost_usd
+        return completion.text.strip()
+
+
+def window_chars(client: ModelClient) -> int:
+    """How much input text one prompt to `client` can carry."""
+    tokens = (client.context_window() or DEFAULT_WINDOW) - OUTPUT_TOKENS - PROMPT_TOKENS
+    return max(1_000, int(tokens * CHARS_PER_TOKEN))
+
+
+def head_and_tail(text: str, limit: int) -> str:
+    """`text` if it fits `limit`, else its head and tail around a note of what was cut."""
+    if len(text) <= limit:
+        return text
+    note = f"\n[... {len(text) - limit:,} characters omitted ...]\n"
+    keep = max(0, limit - len(note))
+    return text[: keep // 2] + note + text[len(text) - (keep - keep // 2) :]
+
+
+def answer_prompt(question: str, material: str, what: str = "text") -> str:
+    return (
+        f"Answer the question using the {what} below. Reply with the answer only, no explanation.\n\n"
+        f"Question: {question}\n\n<{what}>\n{material}\n</{what}>\n\nQuestion: {question}\nAnswer:"
+    )
+
+
+def _too_long(exc: RlmError) -> bool:
+    """The server refused the prompt as larger than its window (some say so only in words)."""
+    return isinstance(exc, ContextWindowError) or (isinstance(exc, ModelError) and "context" in str(exc).lower())
+
+
+async def fitted(tally: _Tally, build: Callable[[int], str], limit: int) -> str:
+    """Ask `build(limit)`, and again with a smaller limit while the server says it is too long."""
+    for _ in range(6):
+        try:
+            return await tally.ask(build(limit))
+        except RlmError as exc:
+            if not _too_long(exc) or limit < 2_000:
+                raise
+            limit = int(limit * SHRINK)
+    raise ContextWindowError("the prompt does not fit the model's window even cut down")
+
+
+async def _timed(client: ModelClient, body: Callable[[_Tally], Awaitable[str]]) -> MethodResult:
+    """Run a baseline, turning an error into a result that says so."""
+    tally = _Tally(client)
+    started = time.monotonic()
+    try:
+        tally.result.answer = await body(tally)
+    except RlmError as exc:
+        tally.result.status, tally.result.error = "error", str(exc)
+    tally.result.seconds = time.monotonic() - started
+    return tally.result
+
+
+class Direct:
+    name = "direct"
+
+    def __init__(self, client: ModelClient) -> None:
+        self.client = client
+
+    async def run(self, task: Task, prepared: Prepared) -> MethodResult:
+        text = prepared.text()
+
+        async def body(tally: _Tally) -> str:
+            return await fitted(tally, lambda limit: answer_prompt(task.question, head_and_tail(text, limit)),
+                                window_chars(self.client))
+
+        return await _timed(self.client, body)
+
+
+SUMMARY_PROMPT = (
+    "Below is part {part} of {parts} of a long text. Someone will later answer this question from your notes "
+    "alone: {question}\n\nWrite short notes of everything in this part that could help answer it: copy exact "
+    "names, numbers, ids and counts. If nothing in it is relevant, write NONE.\n\n<part>\n{text}\n</part>\n\nNotes:"
+)
+
+
+class Summary:
+    name = "summary"
+
+    def __init__(self, client: ModelClient, concurrency: int = 4) -> None:
+        self.client = client
+        self.concurrency = concurrency
+
+    async def run(self, task: Task, prepared: Prepared) -> MethodResult:
+        text = prepared.text()
+        limit = window_chars(self.client)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def notes(tally: _Tally, piece: str, part: int, parts: int) -> str:
+            async with gate:
+                return await fitted(tally, lambda n: SUMMARY_PROMPT.format(
+                    part=part, parts=parts, question=task.question, text=head_and_tail(piece, n)), limit)
+
+        async def body(tally: _Tally) -> str:
+            material = text
+            rounds = 0
+            while len(material) > limit and rounds < 8:
+                rounds += 1
+                pieces = split(material, limit)
+                summaries = await asyncio.gather(*(notes(tally, p, i, len(pieces)) for i, p in enumerate(pieces, 1)))
+                kept = [s for s in summaries if s.strip().upper().rstrip(".") != "NONE"]
+                material = "\n\n".join(kept) or "(no part of the text was relevant)"
+            tally.result.extra["rounds"] = rounds
+            what = "notes" if rounds else "text"
+            return await fitted(tally, lambda n: answer_prompt(task.question, head_and_tail(material, n), what), limit)
+
+        return await _timed(self.client, body)
+
+
+def split(text: str, limit: int) -> list[str]:
+    """Consecutive pieces of at most `limit` characters, cut at line ends where possible."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + limit)
+        if end < len(text):
+            newline = text.rfind("\n", start + limit // 2, end)
+            end = newline + 1 if newline != -1 else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+class Retrieval:
+    name = "retrieval"
+
+    def __init__(self, client: ModelClient, passage_chars: int = PASSAGE_CHARS) -> None:
+        self.client = client
+        self.passage_chars = passage_chars
+
+    def top_passages(self, text: str, question: str, limit: int) -> str:
+        """The best BM25 passages for `question` that fit `limit`, in the text's order."""
+        import bm25s
+
+        passages = split(text, self.passage_chars)
+        if len(passages) <= 1:
+            return text[:limit]
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(passages, stopwords="en", show_progress=False), show_progress=False)
+        k = min(len(passages), max(1, limit // self.passage_chars + 1))
+        ranked, _ = retriever.retrieve(bm25s.tokenize([question], stopwords="en", show_progress=False), k=k,
+                                       show_progress=False)
+        chosen: list[int] = []
+        used = 0
+        for index in ranked[0].tolist():
+            if used + len(passages[index]) > limit:
+                break
+            chosen.append(index)
+            used += len(passages[index]) + 6
+        return "\n[...]\n".join(passages[i] for i in sorted(chosen))
+
+    async def run(self, task: Task, prepared: Prepared) -> MethodResult:
+        text = prepared.text()
+
+        async def body(tally: _Tally) -> str:
+            return await fitted(tally, lambda limit: answer_prompt(
+                task.question, self.top_passages(text, task.question, limit), "passages"), window_chars(self.client))
+
+        return await _timed(self.client, body)
+
+
+BASELINES: dict[str, Callable[[ModelClient], Method]] = {"direct": Direct, "summary": Summary, "retrieval": Retrieval}
+METHODS = ("rlm", *BASELINES)
+
+
+class RlmMethod:
+    """This tool, through the library API, sharing the caller's model servers."""
+
+    name = "rlm"
+
+    def __init__(self, rlm: Any, models: Any, flags: Any, limits: Any, strategy: str | None = None) -> None:
+        self.rlm = rlm
+        self.models = models
+        self.flags = flags
+        self.limits = limits
+        self.strategy = strategy
+
+    async def run(self, task: Task, prepared: Prepared) -> MethodResult:
+        from rlm_cli.api import AskRequest, Inputs
+
+        options: dict[str, Any] = {"strategy": self.strategy} if self.strategy else {}
+        request = AskRequest(inputs=Inputs(sources=(prepared.source,)), question=task.question, models=self.flags,
+                             limits=self.limits, trace=prepared.trace, **options)
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            result = await self.rlm.ask_async(request, models=self.models)
+        except RlmError as exc:
+            result, error = getattr(exc, "result", None), str(exc)
+            if result is None:
+                return MethodResult(None, "error", time.monotonic() - started, error=error)
+        usage = result.usage
+        return MethodResult(
+            answer=result.answer, status=result.status, seconds=result.duration_s,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=usage.cost_usd,
+            calls=result.iterations + result.subcalls, error=error,
+            extra={"iterations": result.iterations, "subcalls": result.subcalls,
+                   "trace_file": str(result.trace_file) if result.trace_file else None},
+        )
