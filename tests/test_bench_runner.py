@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from rlm_cli.bench.methods import Direct, Retrieval, Summary, head_and_tail
+from rlm_cli.bench.methods import Direct, Retrieval, Summary
 from rlm_cli.bench.plot import plot
 from rlm_cli.bench.report import as_json, summarise, table
 from rlm_cli.bench.runner import JobFinished, JobStarted, run_bench
 from rlm_cli.bench.tasks.base import INPUT_FILE, Task
 from rlm_cli.errors import ContextWindowError
 from rlm_cli.model_client import Completion
+from rlm_cli.strategy import head_and_tail
 
 
 class Reader:

@@ -21,15 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rlm_cli.bench.tasks.base import Task
-from rlm_cli.errors import ContextWindowError, ModelError, RlmError
+from rlm_cli.errors import RlmError
 from rlm_cli.model_client import ModelClient
+from rlm_cli.strategy import DEFAULT_WINDOW, Asked, answer_directly, answer_prompt, ask_fitted, head_and_tail, window_chars
 
-CHARS_PER_TOKEN = 3.0  # below the usual 4: logs, ids and code cut into short tokens
-DEFAULT_WINDOW = 128_000  # tokens, when the client does not know its model's window
-OUTPUT_TOKENS = 1_024  # kept free for the reply
-PROMPT_TOKENS = 300  # the instructions and the question, roughly
 PASSAGE_CHARS = 1_500  # BM25 passage size
-SHRINK = 0.7  # a prompt the server refused as too long is cut to this share and sent again
 
 
 @dataclass(frozen=True)
@@ -65,56 +61,24 @@ class _Tally:
 
     def __init__(self, client: ModelClient) -> None:
         self.client = client
+        self.asked = Asked()
         self.result = MethodResult(answer=None)
 
-    async def ask(self, prompt: str) -> str:
-        completion = await self.client.complete([{"role": "user", "content": prompt}])
+    def limit(self) -> int:
+        return window_chars(self.client.context_window()) or window_chars(DEFAULT_WINDOW) or 0
+
+    async def ask(self, build: Callable[[int], str], limit: int | None = None) -> str:
+        return await ask_fitted(self.client, build, limit or self.limit(), self.asked)
+
+    def settle(self) -> MethodResult:
         r = self.result
-        r.calls += 1
-        r.input_tokens += completion.input_tokens
-        r.output_tokens += completion.output_tokens
-        if completion.cost_usd is not None:
-            r.cost_usd = (r.cost_usd or 0.0) + completion.cost_usd
-        return completion.text.strip()
-
-
-def window_chars(client: ModelClient) -> int:
-    """How much input text one prompt to `client` can carry."""
-    tokens = (client.context_window() or DEFAULT_WINDOW) - OUTPUT_TOKENS - PROMPT_TOKENS
-    return max(1_000, int(tokens * CHARS_PER_TOKEN))
-
-
-def head_and_tail(text: str, limit: int) -> str:
-    """`text` if it fits `limit`, else its head and tail around a note of what was cut."""
-    if len(text) <= limit:
-        return text
-    note = f"\n[... {len(text) - limit:,} characters omitted ...]\n"
-    keep = max(0, limit - len(note))
-    return text[: keep // 2] + note + text[len(text) - (keep - keep // 2) :]
-
-
-def answer_prompt(question: str, material: str, what: str = "text") -> str:
-    return (
-        f"Answer the question using the {what} below. Reply with the answer only, no explanation.\n\n"
-        f"Question: {question}\n\n<{what}>\n{material}\n</{what}>\n\nQuestion: {question}\nAnswer:"
-    )
-
-
-def _too_long(exc: RlmError) -> bool:
-    """The server refused the prompt as larger than its window (some say so only in words)."""
-    return isinstance(exc, ContextWindowError) or (isinstance(exc, ModelError) and "context" in str(exc).lower())
-
-
-async def fitted(tally: _Tally, build: Callable[[int], str], limit: int) -> str:
-    """Ask `build(limit)`, and again with a smaller limit while the server says it is too long."""
-    for _ in range(6):
-        try:
-            return await tally.ask(build(limit))
-        except RlmError as exc:
-            if not _too_long(exc) or limit < 2_000:
-                raise
-            limit = int(limit * SHRINK)
-    raise ContextWindowError("the prompt does not fit the model's window even cut down")
+        for c in self.asked.completions:
+            r.calls += 1
+            r.input_tokens += c.input_tokens
+            r.output_tokens += c.output_tokens
+            if c.cost_usd is not None:
+                r.cost_usd = (r.cost_usd or 0.0) + c.cost_usd
+        return r
 
 
 async def _timed(client: ModelClient, body: Callable[[_Tally], Awaitable[str]]) -> MethodResult:
@@ -126,7 +90,7 @@ async def _timed(client: ModelClient, body: Callable[[_Tally], Awaitable[str]]) 
     except RlmError as exc:
         tally.result.status, tally.result.error = "error", str(exc)
     tally.result.seconds = time.monotonic() - started
-    return tally.result
+    return tally.settle()
 
 
 class Direct:
@@ -138,9 +102,8 @@ class Direct:
     async def run(self, task: Task, prepared: Prepared) -> MethodResult:
         text = prepared.text()
 
-        async def body(tally: _Tally) -> str:
-            return await fitted(tally, lambda limit: answer_prompt(task.question, head_and_tail(text, limit)),
-                                window_chars(self.client))
+        async def body(tally: _Tally) -> str:  # exactly what `rlm ask --strategy direct` does
+            return await answer_directly(self.client, text, task.question, tally.asked)
 
         return await _timed(self.client, body)
 
@@ -161,15 +124,15 @@ class Summary:
 
     async def run(self, task: Task, prepared: Prepared) -> MethodResult:
         text = prepared.text()
-        limit = window_chars(self.client)
         gate = asyncio.Semaphore(self.concurrency)
 
         async def notes(tally: _Tally, piece: str, part: int, parts: int) -> str:
             async with gate:
-                return await fitted(tally, lambda n: SUMMARY_PROMPT.format(
-                    part=part, parts=parts, question=task.question, text=head_and_tail(piece, n)), limit)
+                return await tally.ask(lambda n: SUMMARY_PROMPT.format(
+                    part=part, parts=parts, question=task.question, text=head_and_tail(piece, n)))
 
         async def body(tally: _Tally) -> str:
+            limit = tally.limit()
             material = text
             rounds = 0
             while len(material) > limit and rounds < 8:
@@ -180,7 +143,7 @@ class Summary:
                 material = "\n\n".join(kept) or "(no part of the text was relevant)"
             tally.result.extra["rounds"] = rounds
             what = "notes" if rounds else "text"
-            return await fitted(tally, lambda n: answer_prompt(task.question, head_and_tail(material, n), what), limit)
+            return await tally.ask(lambda n: answer_prompt(task.question, head_and_tail(material, n), what))
 
         return await _timed(self.client, body)
 
@@ -231,8 +194,8 @@ class Retrieval:
         text = prepared.text()
 
         async def body(tally: _Tally) -> str:
-            return await fitted(tally, lambda limit: answer_prompt(
-                task.question, self.top_passages(text, task.question, limit), "passages"), window_chars(self.client))
+            return await tally.ask(lambda limit: answer_prompt(
+                task.question, self.top_passages(text, task.question, limit), "passages"))
 
         return await _timed(self.client, body)
 

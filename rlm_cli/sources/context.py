@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["Chunk", "Context", "Hit"]
+__all__ = ["Chunk", "Context", "Hit", "Passage"]
 
 LINE_CAP = 500  # characters of a grep hit's line
 ELLIPSIS = "…"
@@ -54,6 +54,21 @@ class Hit(NamedTuple):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+class Passage(NamedTuple):
+    """A run of lines that `search` ranked for a query; `line` is its first line's number."""
+
+    path: str
+    line: int
+    text: str
+    score: float
+
+    def __str__(self) -> str:
+        return f"--- {self.path}:{self.line} ---\n{self.text}"
+
+    def __repr__(self) -> str:
+        return f"<Passage {self.path}:{self.line}, score {self.score:.2f}>"
 
 
 class Chunk(str):
@@ -196,6 +211,37 @@ class Context(str):
         newline = self.rfind("\n", start, limit)
         return newline + 1 if newline != -1 else limit
 
+    # -- ranked search and reading around a place (additions to DESIGN.md's names) ------------
+
+    _search_index: Any = None
+
+    def search(self, query: str, k: int = 5, lines: int = 6) -> list[Passage]:
+        """The `k` passages of `lines` lines that best match the words of `query`, best first (BM25).
+
+        Unlike grep it ranks: passages sharing more (and rarer) words with the query come first,
+        and it always returns something for a query with a word in the text.
+        """
+        if self._search_index is None or self._search_index.lines != lines:
+            self._search_index = _Bm25(self._passages(lines), lines)
+        return self._search_index.top(str(query), k)
+
+    def _passages(self, lines: int) -> list[tuple[str, int, str]]:
+        out: list[tuple[str, int, str]] = []
+        for index, path in enumerate(self._paths):
+            rows = self._text(index).splitlines()
+            for start in range(0, len(rows), lines):
+                out.append((path, start + 1, "\n".join(rows[start : start + lines])))
+        return out
+
+    def around(self, where: Any, before: int = 5, after: int = 5, path: str | None = None) -> str:
+        """The lines around a place, numbered: `where` is a hit or passage (.path, .line) or a line number."""
+        line = int(getattr(where, "line", where))
+        path = getattr(where, "path", path)
+        index = self._selected(path)[0] if path is not None else 0
+        rows = self._text(index).splitlines()
+        first = max(1, line - before)
+        return "\n".join(f"{n}: {rows[n - 1]}" for n in range(first, min(len(rows), line + after) + 1))
+
     # -- the code graph (DESIGN.md): answered by a CodeIndex the worker attaches -------------
 
     _code: Any = None
@@ -255,6 +301,51 @@ class Context(str):
             "largest_files": sorted(sizes, key=lambda item: item[1], reverse=True)[:5],
             "extensions": dict(extensions.most_common()),
         }
+
+
+_WORDS = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be been but by can could did do does for from had has have how i if in into is it its "
+    "of on or our so than that the their them then there these they this to was we were what when where which "
+    "who whom why will with would you your".split()
+)
+
+
+def _terms(text: str) -> list[str]:
+    """Lower-cased words without stop words, a plural s dropped: the units BM25 counts."""
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORDS.findall(text.lower()) if w not in _STOP]
+
+
+class _Bm25:
+    """Okapi BM25 over passages, in the standard library (the worker imports nothing else)."""
+
+    K1, B = 1.5, 0.75
+
+    def __init__(self, passages: list[tuple[str, int, str]], lines: int) -> None:
+        self.lines = lines
+        self.passages = passages
+        self.postings: dict[str, list[tuple[int, int]]] = {}
+        self.lengths: list[int] = []
+        for i, (_, _, text) in enumerate(passages):
+            counts = Counter(_terms(text))
+            self.lengths.append(sum(counts.values()))
+            for term, n in counts.items():
+                self.postings.setdefault(term, []).append((i, n))
+        self.average = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
+
+    def top(self, query: str, k: int) -> list[Passage]:
+        import math
+
+        scores: Counter[int] = Counter()
+        total = len(self.passages)
+        for term in set(_terms(query)):
+            posting = self.postings.get(term, [])
+            idf = math.log(1 + (total - len(posting) + 0.5) / (len(posting) + 0.5))
+            for i, n in posting:
+                norm = n + self.K1 * (1 - self.B + self.B * self.lengths[i] / (self.average or 1.0))
+                scores[i] += idf * n * (self.K1 + 1) / norm
+        return [Passage(self.passages[i][0], self.passages[i][1], self.passages[i][2], round(score, 3))
+                for i, score in scores.most_common(max(0, k))]
 
 
 def _extension(path: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rlm_cli.sources.context import Context
+from rlm_cli.worker import llm_map as mapping
 from rlm_cli.worker.protocol import (
     BlockingChannel,
     ExecuteReply,
@@ -36,6 +37,7 @@ RESERVED = (
     "FINAL",
     "FINAL_VAR",
     "SHOW_VARS",
+    "llm_map",
 )
 
 
@@ -213,6 +215,10 @@ class Repl:
                 raise ValueError(f"{len(texts)} prompts but {len(ctxs)} contexts")
             return _many(link.ask(texts, contexts=ctxs)) if texts else []
 
+        def llm_map(instruction: str, items: Iterable[object]) -> list[str]:
+            """One sub-model answer to `instruction` per item (lines, hits, chunks), asked in batches."""
+            return mapping.llm_map(llm_query_batched, instruction, items)
+
         def FINAL(answer: object) -> None:
             """End the run with str(answer)."""
             if self._final is None:
@@ -244,6 +250,7 @@ class Repl:
             "FINAL": FINAL,
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
+            "llm_map": llm_map,
         }
 
     def _user_variables(self) -> dict[str, Any]:
