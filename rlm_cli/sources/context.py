@@ -336,16 +336,16 @@ class _Bm25:
     def top(self, query: str, k: int) -> list[Passage]:
         import math
 
-        scores: Counter[int] = Counter()
+        scores: dict[int, float] = {}
         total = len(self.passages)
         for term in set(_terms(query)):
             posting = self.postings.get(term, [])
             idf = math.log(1 + (total - len(posting) + 0.5) / (len(posting) + 0.5))
             for i, n in posting:
                 norm = n + self.K1 * (1 - self.B + self.B * self.lengths[i] / (self.average or 1.0))
-                scores[i] += idf * n * (self.K1 + 1) / norm
-        return [Passage(self.passages[i][0], self.passages[i][1], self.passages[i][2], round(score, 3))
-                for i, score in scores.most_common(max(0, k))]
+                scores[i] = scores.get(i, 0.0) + idf * n * (self.K1 + 1) / norm
+        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(0, k)]
+        return [Passage(*self.passages[i], round(score, 3)) for i, score in best]
 
 
 def _extension(path: str) -> str:
