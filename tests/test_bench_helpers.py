@@ -25,26 +25,34 @@ def test_search_ranks_the_passage_sharing_the_most_and_rarest_words_first() -> N
     found = context.search("How are refunds for damaged parcels handled?", k=3, lines=5)
     assert [p.line for p in found[:2]] == [121, 201]  # passages of 5 lines: 121-125 holds line 121
     assert "refund for damaged parcels" in found[0].text and found[0].score > found[1].score
-    assert str(found[0]).startswith("--- notes.txt:121 ---\n") and "score" in repr(found[0])
+    assert str(found[0]).startswith("notes.txt:121: Entry 120: the refund") and "score" in repr(found[0])
+    assert (found[0].line, found[0].end_line) == (121, 125)
+    [best] = context.search("How are refunds for damaged parcels handled?", k=1)  # one line by default
+    assert (best.line, best.end_line) == (121, 121) and best.text == context.splitlines()[120]
     assert context.search("zebra unicorn") == []
 
 
 def test_search_keeps_to_file_boundaries_and_names_the_file() -> None:
     context = Context({"a.md": "alpha beta\n" * 3, "b.md": "gamma delta\nthe kestrel nests here\n"})
     [best] = context.search("kestrel", k=1)
-    assert (best.path, best.line) == ("b.md", 1) and "=== FILE" not in best.text
+    assert (best.path, best.line) == ("b.md", 2) and best.text == "the kestrel nests here"
 
 
 def test_around_numbers_the_lines_near_a_hit_or_a_line_number() -> None:
     context = notes()
     [hit] = context.grep("returns desk")
     shown = context.around(hit, 1, 1)
+    assert len(context.around(hit).splitlines()) == 5  # two lines either side by default
     assert shown.splitlines() == [
         "120: Entry 119: the harbor office reviewed the quarry report as usual.",
         "121: Entry 120: the refund for damaged parcels is processed by the returns desk within 5 days.",
         "122: Entry 121: the harbor office reviewed the quarry report as usual.",
     ]
     assert context.around(1, 0, 1).splitlines()[0].startswith("1: Entry 0:")
+    [passage] = context.search("returns desk", k=1, lines=5)
+    assert [row.split(":")[0] for row in context.around(passage, 1, 1).splitlines()] == [str(n) for n in range(120, 127)]
+    wide = Context({"w.txt": "x" * 5_000 + "\nshort\n"})
+    assert len(wide.around(2, 1, 0).splitlines()[0]) < 300
     many = Context({"a.txt": "one\ntwo\n", "b.txt": "three\nfour\n"})
     assert many.around(2, 1, 0, path="b.txt") == "1: three\n2: four"
 

@@ -128,8 +128,8 @@ Reply with exactly one ```repl block of Python code and nothing else.
 You can use:
 - context: the text (a str). context.grep(pattern) returns the matching lines; each has .line \
 (its number) and .text.
-- context.search(words): the passages that best match these words, best first, even where no \
-line matches exactly. context.around(hit): the numbered lines around a hit or passage.
+- context.search(words): the lines that best match these words, best first, even where no line \
+has them all; each has .line and .text. context.around(hit): the numbered lines around a hit.
 - context.chunks(max_chars={chunk_chars}): the text cut into pieces.
 - llm_query(prompt): ask a helper model about a piece of text of at most {sub_chars} characters.
 - llm_map(instruction, items): ask the helper the same thing about every item (lines or pieces), \
@@ -147,10 +147,10 @@ Ask the helper about every piece with llm_map over context.chunks().
 code. Never guess a number.
 - Call FINAL(answer) as real code when you have the answer, never in a comment.
 {guidance}
-Example: find passages about a topic.
+Example: find the lines about a topic.
 ```repl
-for p in context.search("refund policy for damaged items"):
-    print(p)
+for h in context.search("refund policy for damaged items"):
+    print(h.line, h.text)
 ```
 
 Example: read the lines around a match.

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 __all__ = ["Chunk", "Context", "Hit", "Passage"]
 
 LINE_CAP = 500  # characters of a grep hit's line
+SHOWN_CAP = 240  # characters of a line that search or around shows: a few fit a small model's output cap
 ELLIPSIS = "…"
 _GLOB_CHARS = frozenset("*?[")
 
@@ -57,15 +58,16 @@ class Hit(NamedTuple):
 
 
 class Passage(NamedTuple):
-    """A run of lines that `search` ranked for a query; `line` is its first line's number."""
+    """A run of lines that `search` ranked for a query: lines `line` to `end_line` of `path`."""
 
     path: str
     line: int
     text: str
     score: float
+    end_line: int
 
     def __str__(self) -> str:
-        return f"--- {self.path}:{self.line} ---\n{self.text}"
+        return f"{self.path}:{self.line}: {self.text}"
 
     def __repr__(self) -> str:
         return f"<Passage {self.path}:{self.line}, score {self.score:.2f}>"
@@ -215,32 +217,37 @@ class Context(str):
 
     _search_index: Any = None
 
-    def search(self, query: str, k: int = 5, lines: int = 6) -> list[Passage]:
-        """The `k` passages of `lines` lines that best match the words of `query`, best first (BM25).
+    def search(self, query: str, k: int = 5, lines: int = 1) -> list[Passage]:
+        """The `k` runs of `lines` lines (one line by default) that best match the words of `query`,
+        best first (BM25), each line cut to SHOWN_CAP characters around its matching words.
 
-        Unlike grep it ranks: passages sharing more (and rarer) words with the query come first,
-        and it always returns something for a query with a word in the text.
+        Unlike grep it ranks: lines sharing more (and rarer) words with the query come first, so
+        the whole question can be the query; it returns nothing only when no word of it occurs.
         """
         if self._search_index is None or self._search_index.lines != lines:
             self._search_index = _Bm25(self._passages(lines), lines)
         return self._search_index.top(str(query), k)
 
-    def _passages(self, lines: int) -> list[tuple[str, int, str]]:
-        out: list[tuple[str, int, str]] = []
+    def _passages(self, lines: int) -> list[tuple[str, int, str, int]]:
+        out: list[tuple[str, int, str, int]] = []
         for index, path in enumerate(self._paths):
             rows = self._text(index).splitlines()
-            for start in range(0, len(rows), lines):
-                out.append((path, start + 1, "\n".join(rows[start : start + lines])))
+            for start in range(0, len(rows), max(1, lines)):
+                block = rows[start : start + max(1, lines)]
+                out.append((path, start + 1, "\n".join(block), start + len(block)))
         return out
 
-    def around(self, where: Any, before: int = 5, after: int = 5, path: str | None = None) -> str:
-        """The lines around a place, numbered: `where` is a hit or passage (.path, .line) or a line number."""
+    def around(self, where: Any, before: int = 2, after: int = 2, path: str | None = None) -> str:
+        """The numbered lines around a place: `where` is a hit or passage (.path, .line) or a line
+        number (in `path`, or the first file); long lines are cut to SHOWN_CAP characters."""
         line = int(getattr(where, "line", where))
+        last = int(getattr(where, "end_line", line))
         path = getattr(where, "path", path)
         index = self._selected(path)[0] if path is not None else 0
         rows = self._text(index).splitlines()
         first = max(1, line - before)
-        return "\n".join(f"{n}: {rows[n - 1]}" for n in range(first, min(len(rows), line + after) + 1))
+        shown = range(first, min(len(rows), last + after) + 1)
+        return "\n".join(f"{n}: {_shown_line(rows[n - 1], 0, len(rows[n - 1]), 0, SHOWN_CAP)}" for n in shown)
 
     # -- the code graph (DESIGN.md): answered by a CodeIndex the worker attaches -------------
 
@@ -311,9 +318,13 @@ _STOP = frozenset(
 )
 
 
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def _terms(text: str) -> list[str]:
     """Lower-cased words without stop words, a plural s dropped: the units BM25 counts."""
-    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORDS.findall(text.lower()) if w not in _STOP]
+    return [_stem(w) for w in _WORDS.findall(text.lower()) if w not in _STOP]
 
 
 class _Bm25:
@@ -321,12 +332,12 @@ class _Bm25:
 
     K1, B = 1.5, 0.75
 
-    def __init__(self, passages: list[tuple[str, int, str]], lines: int) -> None:
+    def __init__(self, passages: list[tuple[str, int, str, int]], lines: int) -> None:
         self.lines = lines
         self.passages = passages
         self.postings: dict[str, list[tuple[int, int]]] = {}
         self.lengths: list[int] = []
-        for i, (_, _, text) in enumerate(passages):
+        for i, (_, _, text, _) in enumerate(passages):
             counts = Counter(_terms(text))
             self.lengths.append(sum(counts.values()))
             for term, n in counts.items():
@@ -345,7 +356,21 @@ class _Bm25:
                 norm = n + self.K1 * (1 - self.B + self.B * self.lengths[i] / (self.average or 1.0))
                 scores[i] = scores.get(i, 0.0) + idf * n * (self.K1 + 1) / norm
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(0, k)]
-        return [Passage(*self.passages[i], round(score, 3)) for i, score in best]
+        terms = set(_terms(query))
+        out = []
+        for i, score in best:
+            path, line, text, end = self.passages[i]
+            out.append(Passage(path, line, _clipped(text, terms), round(score, 3), end))
+        return out
+
+
+def _clipped(text: str, terms: set[str]) -> str:
+    """Each line of `text` cut to SHOWN_CAP characters around its first query word."""
+    rows = []
+    for row in text.split("\n"):
+        found = next((m.start() for m in _WORDS.finditer(row.lower()) if _stem(m.group(0)) in terms), 0)
+        rows.append(_shown_line(row, 0, len(row), found, SHOWN_CAP))
+    return "\n".join(rows)
 
 
 def _extension(path: str) -> str:
@@ -378,14 +403,14 @@ def _grep_text(
         position = max(match.end(), line_end + 1)
 
 
-def _shown_line(text: str, start: int, end: int, found: int) -> str:
-    """The line, or for a very long one (minified code) a LINE_CAP window holding the match."""
+def _shown_line(text: str, start: int, end: int, found: int, cap: int = LINE_CAP) -> str:
+    """The line, or for a very long one (minified code) a `cap` window holding the match."""
     if end > start and text[end - 1] == "\r":
         end -= 1
-    if end - start <= LINE_CAP:
+    if end - start <= cap:
         return text[start:end]
-    left = max(start, min(found - LINE_CAP // 5, end - LINE_CAP))
-    right = left + LINE_CAP
+    left = max(start, min(found - cap // 5, end - cap))
+    right = left + cap
     return (ELLIPSIS if left > start else "") + text[left:right] + (ELLIPSIS if right < end else "")
 
 
