@@ -1,8 +1,10 @@
 """One run, start to end: scratch space, worker, model clients, root loop, cleanup.
 
-This is the library entry point the CLI calls (`answer`); it knows nothing of Typer or Rich.
-Everything it does is reported to the sink it is given; it returns a `RunResult` or raises an
-`RlmError`, and it always stops the worker and removes the scratch directory.
+`rlm_cli.api` builds a `Run` from a request and calls `answer`; it knows nothing of Typer or
+Rich. Everything it does is reported to the sink it is given; it returns a `RunResult` or raises
+an `RlmError` (whose `result` then says how far the run got), and it always stops the worker and
+removes the scratch directory. `session()` is the same worker and sub-call runner for a person
+at the REPL.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import marshal
 import pickle
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,14 +27,11 @@ from rlm_cli.errors import LimitError, ModelError, RlmError
 from rlm_cli.events import Final, Notice, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
-from rlm_cli.model_client import (
-    LiteLLMClient,
-    ModelClient,
-    ModelSettings,
-    import_litellm,
-)
-from rlm_cli.subcalls import CHARS_PER_TOKEN, SubcallRunner
-from rlm_cli.worker.process import WorkerProcess
+from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
+from rlm_cli.subcalls import Scope, SubcallRunner, SubResult
+from rlm_cli.units import CHARS_PER_TOKEN
+from rlm_cli.worker.process import CellOutcome, WorkerProcess
+from rlm_cli.worker.protocol import LlmRequest
 
 DEFAULT_SUB_CHARS = 100_000  # what we tell the root a sub-call can read when the window is unknown
 
@@ -54,7 +51,7 @@ class RunConfig:
 @dataclass(frozen=True)
 class RunResult:
     answer: str | None
-    status: str  # ok | limit | error
+    status: str  # ok | limit | error | interrupted
     model: str
     sub_model: str
     iterations: int
@@ -67,21 +64,24 @@ class RunResult:
 ClientFactory = Callable[[ModelSettings], ModelClient]
 
 
-def warm_up() -> None:
-    """Start importing litellm in the background while sources load and the worker starts."""
-    threading.Thread(target=import_litellm, name="litellm-import", daemon=True).start()
-
-
 class Run:
-    """Holds what one run shares across depths: config, budget, sink, clients, runner."""
+    """Holds what one run shares across depths: config, budget, sink, clients, runner.
 
-    def __init__(self, config: RunConfig, sink: Sink, make_client: ClientFactory = LiteLLMClient) -> None:
+    `budget` may be handed in already running, so a request's clock (loading, local-server
+    start) counts against `--timeout`.
+    """
+
+    def __init__(
+        self, config: RunConfig, sink: Sink, make_client: ClientFactory = LiteLLMClient, budget: Budget | None = None
+    ) -> None:
         self.config = config
         self.sink = sink
-        self.budget = Budget(config.limits)
+        self.budget = budget if budget is not None else Budget(config.limits)
+        self.budget.warn = lambda message: sink.emit(Notice(message, level="warning"))
         self._make_client = make_client
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
-        self.runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
+        self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
+        self._top: RootLoop | None = None  # the depth-0 loop, for the iterations of a failed run
 
     def _client(self, settings: ModelSettings) -> ModelClient:
         key = (settings.model, settings.api_base)
@@ -98,21 +98,23 @@ class Run:
         return int(window * CHARS_PER_TOKEN * 0.8) if window else DEFAULT_SUB_CHARS
 
     async def answer(self, files: Mapping[str, str]) -> RunResult:
-        """Run the root loop over `files` and return what came of it; cleans up whatever happens."""
-        started = time.monotonic()
-        status, answer, error, iterations = "error", None, None, 0
+        """Run the root loop over `files` and return what came of it; cleans up whatever happens.
+
+        A run that fails (a model error, a dead worker) raises, with `exc.result` holding its
+        true iterations, usage and duration, as its `run_end` record says.
+        """
+        status, answer, error = "error", None, None
         try:
-            async with asyncio.timeout(self.config.limits.timeout):
-                result = await self._loop(files, self.config.question, depth=0)
-            status, answer, iterations = result.status, result.answer, result.iterations
-            if result.reason:
-                error = result.reason
+            async with asyncio.timeout(self.budget.remaining_time()):
+                result = await self._loop(files, self.config.question, depth=0, created=self._set_top)
+            status, answer, error = result.status, result.answer, result.reason
         except TimeoutError:
-            status, error = "limit", f"time limit reached (--timeout {self.config.limits.timeout:g} s)"
+            status, error = "limit", self.budget.timeout_text()
         except LimitError as exc:
             status, error = "limit", str(exc)
         except RlmError as exc:
             error = str(exc)
+            exc.result = self._result(answer, status, error)
             raise
         except asyncio.CancelledError:
             status, error = "interrupted", "interrupted"
@@ -120,19 +122,34 @@ class Run:
         finally:
             self.sink.emit(Final(answer, status))
             self.sink.emit(
-                RunEnd(status, iterations, self.budget.subcalls, self.budget.usage, time.monotonic() - started, error)
+                RunEnd(status, self._iterations(), self.budget.subcalls, self.budget.usage, self.budget.elapsed(), error)
             )
+        return self._result(answer, status, error)
+
+    def _set_top(self, loop: RootLoop) -> None:
+        self._top = loop
+
+    def _iterations(self) -> int:
+        return self._top.iterations if self._top is not None else 0
+
+    def _result(self, answer: str | None, status: str, error: str | None) -> RunResult:
         return RunResult(
             answer=answer,
             status=status,
             model=self.config.root.model,
             sub_model=self.config.sub.model,
-            iterations=iterations,
+            iterations=self._iterations(),
             subcalls=self.budget.subcalls,
             usage=self.budget.usage,
-            duration_s=time.monotonic() - started,
+            duration_s=self.budget.elapsed(),
             error=error,
         )
+
+    @contextlib.asynccontextmanager
+    async def session(self, files: Mapping[str, str]) -> AsyncIterator[Session]:
+        """A worker over `files` whose sub-calls go to the sub-model, for a person at the REPL."""
+        async with self.worker(files) as worker:
+            yield Session(worker, self._runner, self.config.limits.cell_timeout, self.config.sub.model)
 
     @contextlib.asynccontextmanager
     async def worker(self, files: Mapping[str, str], depth: int = 0) -> AsyncIterator[WorkerProcess]:
@@ -159,7 +176,16 @@ class Run:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    async def _loop(self, files: Mapping[str, str], question: str, depth: int) -> LoopResult:
+    async def _loop(
+        self,
+        files: Mapping[str, str],
+        question: str,
+        depth: int,
+        parent: int | None = None,
+        created: Callable[[RootLoop], None] | None = None,
+    ) -> LoopResult:
+        """Drive one root loop in its own worker; `created` sees the loop before it runs, so a
+        caller can read its iterations and usage after a failure."""
         async with self.worker(files, depth) as worker:
             root = self.config.root if depth == 0 else self.config.sub
             if depth == 0:
@@ -177,13 +203,16 @@ class Run:
             loop = RootLoop(
                 self._client(root),
                 worker,
-                self.runner,
+                self._runner,
                 self.budget,
                 self.sink,
                 profile_for(root.model, self.config.profile),
                 sub_chars=self._sub_chars(),
                 depth=depth,
+                parent=parent,
             )
+            if created is not None:
+                created(loop)
             return await loop.run(question)
 
     def _index_code(self, files: Mapping[str, str], scratch: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -202,13 +231,46 @@ class Run:
         self.sink.emit(Notice(_code_notice(summary)))
         return path, {k: summary[k] for k in keep}
 
-    async def _sub_rlm(self, question: str, context: str, depth: int) -> str:
-        """A recursive sub-RLM: its own worker over `context`, driven by the sub-model."""
+    async def _sub_rlm(self, question: str, context: str, depth: int, call_id: int) -> SubResult:
+        """A recursive sub-RLM: its own worker over `context`, driven by the sub-model; its
+        events carry `call_id` as their parent."""
         self.sink.emit(Notice(f"sub-RLM at depth {depth} over {len(context):,} characters"))
-        result = await self._loop({"<context>": context}, question, depth)
-        if result.answer is None:
-            raise ModelError(f"the sub-RLM at depth {depth} ended without an answer ({result.reason})")
-        return result.answer
+        loops: list[RootLoop] = []
+        try:
+            result = await self._loop({"<context>": context}, question, depth, parent=call_id, created=loops.append)
+        except (ModelError, LimitError) as exc:
+            return SubResult(error=f"the sub-RLM at depth {depth} failed: {exc}", usage=loops[0].usage if loops else Usage())
+        if result.answer is None or result.status != "ok":
+            why = result.reason or "no answer"
+            partial = f"; its partial answer: {result.answer}" if result.answer else ""
+            return SubResult(error=f"the sub-RLM at depth {depth} ended without an answer ({why}){partial}", usage=result.usage)
+        return SubResult(text=result.answer, usage=result.usage)
+
+
+class Session:
+    """A person's REPL: run cells in the worker, their sub-calls served by the run's runner."""
+
+    def __init__(self, worker: WorkerProcess, runner: SubcallRunner, cell_timeout: float, model: str) -> None:
+        self.model = model  # what llm_query calls
+        self._worker = worker
+        self._runner = runner
+        self._cell_timeout = cell_timeout
+        self._cells = 0
+
+    @property
+    def describe(self) -> dict[str, Any]:
+        return self._worker.describe
+
+    async def execute(self, code: str, max_output_chars: int) -> CellOutcome:
+        self._cells += 1
+        scope = Scope(self._cells)
+
+        async def on_llm(request: LlmRequest) -> list[dict[str, str]]:
+            return [result.wire() for result in await self._runner.handle(request, scope)]
+
+        return await self._worker.execute(
+            self._cells, code, timeout=self._cell_timeout, max_output_chars=max_output_chars, on_llm=on_llm
+        )
 
 
 def _code_notice(summary: dict[str, Any]) -> str:

@@ -6,19 +6,25 @@
     ├── ModelError           exit 4  no model configured, auth failed, provider unreachable
     │   └── ContextWindowError       a prompt larger than the model's window
     ├── LimitError           exit 5  iterations, cost, time or sub-calls ran out
+    ├── WorkerError          exit 1  the worker failed to start or broke protocol for good
     └── Interrupted          exit 130  Ctrl-C
 
 Foreign errors (litellm, the worker pipe, the file system) are translated into these where they
-enter; the CLI maps them to a one-line message and the exit code in one place.
+enter; `rlm_cli.cli.app` maps them to a one-line message and the exit code in one place. An
+error raised after a run had started carries `result`: how far the run got (iterations, usage,
+duration), so `--json` and `run_end` tell the truth about a failed run.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RlmError(Exception):
     """Base of every error rlm raises on purpose."""
 
     exit_code = 1
+    result: Any = None  # set by the engine or the API when a run had started
 
 
 class UsageError(RlmError):

@@ -62,6 +62,7 @@ class RootResponse(Event):
     duration_s: float
     faults: tuple[str, ...] = ()
     depth: int = 0
+    parent: int | None = None  # the `subcall` id of the sub-RLM this turn belongs to (None at depth 0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class CellStart(Event):
     iteration: int
     code: str
     depth: int = 0
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Cell(Event):
     final: bool = False
     truncated: bool = False  # the model was shown only the head and tail
     depth: int = 0
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,22 +99,27 @@ class SubcallStart(Event):
     depth: int
     model: str
     prompt_chars: int
+    kind: str = "llm"  # llm: one model call; rlm: a recursive sub-RLM with its own REPL
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
 class Subcall(Event):
     type: ClassVar[str] = "subcall"
     id: int
-    cell_id: int | None
+    cell_id: int | None  # the cell that made it, within the loop at `depth - 1`
     depth: int
     model: str
     prompt_chars: int
     response_chars: int
-    usage: Usage
+    usage: Usage  # a sub-RLM's usage is its whole subtree: its own turns and every call under it
     duration_s: float
+    cost: float | None = None  # USD, None where the model has no known price
     cached: bool = False
     error: str | None = None
     faults: tuple[str, ...] = ()
+    kind: str = "llm"
+    parent: int | None = None  # the sub-RLM whose cell made this call (None at the top)
 
 
 @dataclass(frozen=True)

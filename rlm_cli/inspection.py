@@ -7,14 +7,12 @@ and symbols by kind. The CLI prints `as_text()` or `as_json()`; `outline()` is t
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from rlm_cli.codegraph import CodeIndex, build_code_index
 from rlm_cli.sources.loader import LoadedSources
-
-CHARS_PER_TOKEN = 4
+from rlm_cli.units import estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -22,18 +20,14 @@ class Inspection:
     loaded: LoadedSources
     index: CodeIndex
 
-    @property
-    def chars(self) -> int:
-        return sum(len(text) for text in self.loaded.files.values())
-
     def as_json(self) -> dict[str, Any]:
         code = self.index.summary()
         return {
             "sources": list(self.loaded.sources),
             "files": len(self.loaded.files),
             "skipped": [asdict(s) for s in self.loaded.skipped],
-            "chars": self.chars,
-            "tokens_estimate": self.chars // CHARS_PER_TOKEN,
+            "chars": self.loaded.chars,
+            "tokens_estimate": estimate_tokens(self.loaded.chars),
             "repository": asdict(self.loaded.repository) if self.loaded.repository else None,
             "languages": code["languages"],
             "symbols_by_kind": code["symbols_by_kind"],
@@ -49,10 +43,7 @@ class Inspection:
             commit = (repo["commit"] or "no commits")[:12]
             lines.append(f"repository: {repo['name']} at {commit}" + (f" ({repo['remote_url']})" if repo["remote_url"] else ""))
         lines.append(f"files: {data['files']:,} loaded, {len(data['skipped']):,} skipped")
-        reasons = Counter(s.reason for s in self.loaded.skipped)
-        for reason, count in reasons.most_common():
-            examples = [s.path for s in self.loaded.skipped if s.reason == reason][:3]
-            lines.append(f"  skipped {count:,} ({reason}): {', '.join(examples)}{', ...' if count > 3 else ''}")
+        lines.extend(f"  {line}" for line in self.loaded.skipped_lines())
         lines.append(f"size: {data['chars']:,} characters (~{data['tokens_estimate']:,} tokens)")
         languages = ", ".join(f"{lang} {n:,}" for lang, n in data["languages"].items())
         lines.append(f"languages: {languages or 'none parsed'}")

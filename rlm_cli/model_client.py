@@ -37,24 +37,22 @@ def import_litellm() -> Any:
         return litellm
 
 
-def _env_float(name: str, default: float) -> float:
-    """A number from the environment (RLM_REQUEST_TIMEOUT, RLM_MAX_RETRIES, RLM_RETRY_BASE_DELAY)."""
-    try:
-        return float(os.environ[name])
-    except (KeyError, ValueError):
-        return default
+def warm_up() -> None:
+    """Start importing litellm in the background while sources load and the worker starts."""
+    threading.Thread(target=import_litellm, name="litellm-import", daemon=True).start()
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Where and how to call one model; built from options at the CLI edge."""
+    """Where and how to call one model; built at the edge (`rlm_cli.api`), which applies the
+    environment's RLM_REQUEST_TIMEOUT, RLM_MAX_RETRIES and RLM_RETRY_BASE_DELAY over these defaults."""
 
     model: str
     api_base: str | None = None
     api_key: str | None = None
-    request_timeout: float = field(default_factory=lambda: _env_float("RLM_REQUEST_TIMEOUT", 600.0))
-    max_retries: int = field(default_factory=lambda: int(_env_float("RLM_MAX_RETRIES", 4)))
-    retry_base_delay: float = field(default_factory=lambda: _env_float("RLM_RETRY_BASE_DELAY", 0.5))
+    request_timeout: float = 600.0  # seconds per request
+    max_retries: int = 4
+    retry_base_delay: float = 0.5  # seconds; doubled per attempt, with jitter
     max_tokens: int | None = None
     temperature: float | None = None
     context_window: int | None = None  # tokens, where we know better than litellm (local models)
@@ -148,7 +146,13 @@ class LiteLLMClient:
                     ) from exc
                 await asyncio.sleep(retry_after if retry_after is not None else self._backoff(attempt))
                 continue
-            text = _content(response)
+            if not getattr(response, "choices", None):
+                faults.append("a reply with no choices")
+                if attempt == s.max_retries:
+                    raise ModelError(f"{s.model}: the provider answered with no choices, {s.max_retries + 1} times")
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            text = response.choices[0].message.content or ""
             if not text.strip() and attempt < s.max_retries:
                 faults.append("empty reply")
                 await asyncio.sleep(self._backoff(attempt))
@@ -167,7 +171,7 @@ class LiteLLMClient:
             cost: float | None = float(litellm.completion_cost(completion_response=response))
         except Exception:  # unpriced model
             cost = None
-        finish_reason = response.choices[0].finish_reason if response.choices else None
+        finish_reason = response.choices[0].finish_reason
         if finish_reason == "length":
             faults = [*faults, "truncated: the reply hit the output limit (finish_reason=length)"]
         return Completion(
@@ -179,12 +183,6 @@ class LiteLLMClient:
             finish_reason=finish_reason,
             faults=tuple(faults),
         )
-
-
-def _content(response: Any) -> str:
-    if not getattr(response, "choices", None):
-        return ""
-    return response.choices[0].message.content or ""
 
 
 _NOISE = re.compile(r"^(?:litellm\.)?(?:\w+(?:Error|Exception)(?: - |: ))+")

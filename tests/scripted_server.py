@@ -74,6 +74,7 @@ class Fault:
     content: Any = NORMAL  # str, None (JSON null) or NORMAL
     finish_reason: str = "stop"
     truncate: bool = False
+    no_choices: bool = False
 
     @classmethod
     def http(cls, status: int, retry_after: float | None = None, body: str | None = None) -> Fault:
@@ -84,6 +85,11 @@ class Fault:
     def empty(cls) -> Fault:
         """A 200 reply whose content is the empty string."""
         return cls(content="")
+
+    @classmethod
+    def empty_choices(cls) -> Fault:
+        """A 200 reply whose ``choices`` list is empty."""
+        return cls(content=None, no_choices=True)
 
     @classmethod
     def null_content(cls) -> Fault:
@@ -544,7 +550,7 @@ def _completion(completion_id: str, model: str, messages: Messages, plan: _Plan)
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{
+        "choices": [] if plan.fault is not None and plan.fault.no_choices else [{
             "index": 0,
             "message": {"role": "assistant", "content": plan.content},
             "finish_reason": plan.finish_reason,

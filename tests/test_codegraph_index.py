@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -274,6 +275,9 @@ def test_identical_files_share_one_entry(tmp_path: Path) -> None:
     index = build_code_index(files, cache_dir=tmp_path)
     assert index.stats.parsed_files == 2
     assert [s.path for s in index.symbols("f")] == ["a/__init__.py", "b/__init__.py"]
+    assert index.stats.cache_path is not None
+    with sqlite3.connect(index.stats.cache_path) as db:  # the same text is stored once
+        assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (1,)
 
 
 def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from rlm_cli.codegraph.queries import queries_version
-from rlm_cli.config import cache_dir
+from rlm_cli.paths import cache_dir
 
 # Bump when FileIndex changes shape in a way the source digest below would not notice.
 FORMAT_VERSION = 1

@@ -23,14 +23,11 @@ Every edge also carries its kind as the attribute ``kind``, for ``graph.edges(da
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
 
 import networkx
 
-from rlm_cli.codegraph.model import Symbol
-
-if TYPE_CHECKING:
-    from rlm_cli.codegraph.index import CodeIndex
+from rlm_cli.codegraph.model import FileIndex, Import, Symbol
 
 #: Kinds a call can resolve to.
 CALLABLE_KINDS = frozenset({"function", "method", "class", "macro", "struct"})
@@ -38,13 +35,15 @@ CALLABLE_KINDS = frozenset({"function", "method", "class", "macro", "struct"})
 MAX_DIRECT_CANDIDATES = 5
 
 
-def build_graph(index: CodeIndex) -> networkx.MultiDiGraph:
+def build_graph(
+    entries: Mapping[str, FileIndex], symbols_by_path: Mapping[str, list[Symbol]], imports: Iterable[Import]
+) -> networkx.MultiDiGraph:
+    """The graph of parsed files (`entries`), their `Symbol`s and their resolved `imports`."""
     graph = networkx.MultiDiGraph()
-    symbols_by_path = index._symbols_by_path
-    for path, entry in index.entries.items():
+    for path, entry in entries.items():
         graph.add_node(path, type="file", language=entry.language, status=entry.status)
     for path, symbols in symbols_by_path.items():
-        rows = index.entries[path].symbols
+        rows = entries[path].symbols
         graph.add_nodes_from(symbols, type="symbol")
         for symbol in symbols:
             graph.nodes[symbol]["kind"] = symbol.kind
@@ -54,22 +53,22 @@ def build_graph(index: CodeIndex) -> networkx.MultiDiGraph:
             for symbol, row in zip(symbols, rows)
             if row[7] >= 0
         )
-    _add_imports(graph, index)
-    _add_calls(graph, index, symbols_by_path)
+    _add_imports(graph, entries, imports)
+    _add_calls(graph, entries, symbols_by_path)
     return graph
 
 
-def _add_imports(graph: networkx.MultiDiGraph, index: CodeIndex) -> None:
+def _add_imports(graph: networkx.MultiDiGraph, entries: Mapping[str, FileIndex], imports: Iterable[Import]) -> None:
     by_directory: dict[str, list[str]] = {}
-    for path in index.entries:
+    for path in entries:
         by_directory.setdefault(path.rpartition("/")[0], []).append(path)
-    for record in index.imports():
+    for record in imports:
         if record.resolved is None:
             target = f"module:{record.module}"
             if target not in graph:
                 graph.add_node(target, type="module")
             targets = [target]
-        elif record.resolved in index.entries:
+        elif record.resolved in entries:
             targets = [record.resolved]
         else:  # a directory (a Go package): its files
             targets = by_directory.get(record.resolved, [])
@@ -92,7 +91,7 @@ def _add_imports(graph: networkx.MultiDiGraph, index: CodeIndex) -> None:
 
 
 def _add_calls(
-    graph: networkx.MultiDiGraph, index: CodeIndex, symbols_by_path: dict[str, list[Symbol]]
+    graph: networkx.MultiDiGraph, entries: Mapping[str, FileIndex], symbols_by_path: Mapping[str, list[Symbol]]
 ) -> None:
     candidates: dict[str, list[Symbol]] = {}
     for symbols in symbols_by_path.values():
@@ -100,7 +99,7 @@ def _add_calls(
             if symbol.kind in CALLABLE_KINDS:
                 candidates.setdefault(symbol.name, []).append(symbol)
     hubs: set[str] = set()
-    for path, entry in index.entries.items():
+    for path, entry in entries.items():
         symbols = symbols_by_path.get(path, [])
         sites: dict[tuple[int, str], list[int]] = {}
         for name, line, _column, caller in entry.calls:

@@ -240,7 +240,7 @@ class CodeIndex:
         """Files and symbols as nodes; defines, contains, imports and calls as edges."""
         from rlm_cli.codegraph.graph import build_graph
 
-        return build_graph(self)
+        return build_graph(self.entries, self._symbols_by_path, self.imports())
 
     def summary(self) -> dict[str, Any]:
         """Counts for ``rlm inspect`` and the model's description of the context.

@@ -14,7 +14,7 @@ from pathlib import Path
 from rlm_cli.errors import UsageError
 from rlm_cli.local import weights
 
-LOCAL_PREFIX = "local"
+LOCAL_MODEL = "local"  # the model string, and the alias llama-server serves it under
 GGUF_MAGIC = b"GGUF"
 
 
@@ -44,16 +44,16 @@ class LocalModelSpec:
 
 def is_local_model(model: str) -> bool:
     """Whether a `--model` string names a local model rather than a litellm provider model."""
-    return model == LOCAL_PREFIX or model.startswith(LOCAL_PREFIX + ":")
+    return model == LOCAL_MODEL or model.startswith(LOCAL_MODEL + ":")
 
 
 def parse_local_model(model: str) -> LocalModelSpec:
     """Turn `local` or `local:PATH` into a spec, checking a user's GGUF file up front."""
-    if model == LOCAL_PREFIX:
+    if model == LOCAL_MODEL:
         return LocalModelSpec()
-    if not model.startswith(LOCAL_PREFIX + ":"):
+    if not model.startswith(LOCAL_MODEL + ":"):
         raise UsageError(f"not a local model: {model!r} (expected 'local' or 'local:/path/to/model.gguf')")
-    raw = model[len(LOCAL_PREFIX) + 1 :].strip()
+    raw = model[len(LOCAL_MODEL) + 1 :].strip()
     if not raw:
         raise UsageError("'local:' needs a path to a GGUF file, e.g. local:/models/qwen.gguf")
     path = Path(raw).expanduser().resolve()

@@ -9,42 +9,57 @@ trace can show the first-run join and the model loading.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from rlm_cli.local.model_spec import is_local_model, parse_local_model
+from rlm_cli.errors import LimitError, ModelError
+from rlm_cli.local.model_spec import LOCAL_MODEL, is_local_model, parse_local_model
 from rlm_cli.local.server import LocalServer, ServerProgress
 from rlm_cli.model_client import ModelSettings
 
-LOCAL_MODEL_NAME = "local"  # the server's --alias; with an api_base litellm calls openai/local
 ROOT_MAX_TOKENS = 1024  # a small model that rambles costs ~1 s per 12 tokens on a CPU
+STARTUP_TIMEOUT_S = 120.0
 
 
 class ModelServers:
-    def __init__(self, notify: Callable[[str], None]) -> None:
+    """`overrides` are the environment's ModelSettings fields (`settings.request_overrides`)."""
+
+    def __init__(self, notify: Callable[[str], None], overrides: Mapping[str, Any] | None = None) -> None:
         self._notify = notify
+        self._overrides = dict(overrides or {})
         self._servers: dict[str, LocalServer] = {}
 
-    def settings(self, model: str, api_base: str | None, *, root: bool) -> ModelSettings:
+    def settings(self, model: str, api_base: str | None, *, root: bool, time_left: float | None = None) -> ModelSettings:
+        """How to call `model`; a local one is started first, within `time_left` seconds."""
         if not is_local_model(model):
-            return ModelSettings(model, api_base=api_base)
-        server = self._servers.get(model) or self._start(model)
+            return ModelSettings(model, api_base=api_base, **self._overrides)
+        server = self._servers.get(model) or self._start(model, time_left)
         return ModelSettings(
-            LOCAL_MODEL_NAME,
+            LOCAL_MODEL,
             api_base=server.url,
             api_key=server.api_key,
             max_tokens=ROOT_MAX_TOKENS if root else None,
             temperature=0.0,
             context_window=server.ctx_size,
+            **self._overrides,
         )
 
-    def _start(self, model: str) -> LocalServer:
+    def _start(self, model: str, time_left: float | None) -> LocalServer:
         spec = parse_local_model(model)
         path = spec.resolve_path(self._join_progress())
         started = time.monotonic()
         self._notify(f"local model: starting llama-server with {path.name}")
-        server = LocalServer(path, progress=self._server_progress)
+        timeout = STARTUP_TIMEOUT_S if time_left is None else min(STARTUP_TIMEOUT_S, time_left)
+        if timeout <= 0:
+            raise LimitError("time limit reached before the local model could start")
+        server = LocalServer(path, progress=self._server_progress, startup_timeout=timeout)
         self._servers[model] = server
-        server.start()
+        try:
+            server.start()
+        except ModelError as exc:
+            if timeout < STARTUP_TIMEOUT_S and time.monotonic() - started >= timeout:
+                raise LimitError(f"time limit reached while the local model was starting ({exc})") from exc
+            raise
         self._notify(f"local model ready on {server.url} in {time.monotonic() - started:.1f} s")
         return server
 

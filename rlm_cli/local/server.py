@@ -17,7 +17,6 @@ other local users, browser pages and model-written code cannot use it behind the
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import ctypes
@@ -42,19 +41,20 @@ from typing import Self
 
 from rlm_cli.errors import ModelError, RlmError
 from rlm_cli.local import weights
+from rlm_cli.local.model_spec import LOCAL_MODEL
 
 HOST = "127.0.0.1"
-MODEL_ALIAS = "local"
-LITELLM_MODEL = f"openai/{MODEL_ALIAS}"
+LITELLM_MODEL = f"openai/{LOCAL_MODEL}"
 
 _PORT_ATTEMPTS = 3
 _POLL_INTERVAL_S = 0.2
 _REPORT_INTERVAL_S = 0.5
 _LOG_TAIL_BYTES = 64 * 1024
 _PR_SET_PDEATHSIG = 1
-# Variables that would change what our own flags set up, or hand the server secrets it never needs.
-_SCRUBBED_PREFIXES = ("LLAMA_ARG_",)
-_SCRUBBED_NAMES = frozenset({"LLAMA_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
+# The server's environment is an allow-list: it needs a path, a locale and its GPU/ggml knobs,
+# never the API keys and tokens of the user's shell (nor LLAMA_ARG_* overriding our own flags).
+_ENV_ALLOWED = frozenset({"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "LD_LIBRARY_PATH"})
+_ENV_ALLOWED_PREFIXES = ("LC_", "VK_", "GGML_")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def default_threads() -> int:
 class LocalServer:
     """One llama-server process serving one GGUF model on 127.0.0.1.
 
-    Use as `with LocalServer(path) as server: ...` (or `async with`), or call `start()` and
+    Use as `with LocalServer(path) as server: ...`, or call `start()` and
     make sure `stop()` runs; `stop()` is idempotent and safe to call from cleanup code.
     """
 
@@ -180,16 +180,6 @@ class LocalServer:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def ensure_running(self) -> None:
-        """Raise `ModelError` with the log tail if the server died; for callers whose requests
-        to `url` start failing mid-run (a crash is not worth retrying)."""
-        proc = self._proc
-        if proc is None:
-            raise ModelError("the local model server is not running")
-        code = proc.poll()
-        if code is not None:
-            raise ModelError(f"llama-server stopped unexpectedly with code {code}{self._log_excerpt()}")
-
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> Self:
@@ -201,21 +191,6 @@ class LocalServer:
             try:
                 with self._discarded_on_failure():
                     self._wait_ready(started)
-                return self
-            except _PortTaken:
-                self._check_attempts(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def astart(self) -> Self:
-        """`start()` for asyncio code: spawns in this thread (PDEATHSIG), waits in a worker thread,
-        so `progress` is called from that worker thread."""
-        started = time.monotonic()
-        self._report("starting", started)
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
-            self._launch()
-            try:
-                with self._discarded_on_failure():
-                    await asyncio.to_thread(self._wait_ready, started)
                 return self
             except _PortTaken:
                 self._check_attempts(attempt)
@@ -234,9 +209,6 @@ class LocalServer:
                 self._own_log_dir = None
                 self._log_path = None
 
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
     def __enter__(self) -> Self:
         return self.start()
 
@@ -247,17 +219,6 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -273,7 +234,7 @@ class LocalServer:
             "--parallel", str(self.parallel),
             "--kv-unified",
             "-t", str(self.threads),
-            "--alias", MODEL_ALIAS,
+            "--alias", LOCAL_MODEL,
             "--offline",
             "--no-webui",
             "--log-colors", "off",
@@ -451,7 +412,7 @@ def _server_environment(binary: ServerBinary, api_key: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if name not in _SCRUBBED_NAMES and not name.startswith(_SCRUBBED_PREFIXES)
+        if name in _ENV_ALLOWED or name.startswith(_ENV_ALLOWED_PREFIXES)
     }
     if binary.library_dir is not None:
         existing = env.get("LD_LIBRARY_PATH")

@@ -23,8 +23,8 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from rlm_cli.config import cache_dir
 from rlm_cli.errors import ModelError
+from rlm_cli.paths import cache_dir
 
 MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MODEL_SIZE = 1_117_320_768

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlm_cli.errors import UsageError
+from rlm_cli.local.model_spec import is_local_model
+from rlm_cli.units import estimate_tokens
 
 SYSTEM = """\
 You answer a question about an input that is far too large to read at once. The input is loaded \
@@ -95,6 +97,11 @@ Your reply had no ```repl code block, so nothing ran and the run goes on. Write 
 ```repl block. To finish, call FINAL(answer) or FINAL_VAR("name") inside the code.
 
 [{budget}]"""
+
+SUBCALLS_SPENT_TURN = """\
+The sub-call budget (--max-subcalls) is spent: from now on llm_query and its relatives only \
+return errors. Reply now with one ```repl block that calls FINAL(...) with your best answer from \
+what you have found so far (say what is uncertain)."""
 
 LAST_TURN = """\
 You have used all your iterations. Reply now with one ```repl block that calls FINAL(...) with \
@@ -257,7 +264,7 @@ def profile_for(model: str, override: str | None = None) -> PromptProfile:
             return PROFILES[override]
         except KeyError:
             raise UsageError(f"unknown prompt profile {override!r}; known: {', '.join(PROFILES)}") from None
-    if model == "local" or model.startswith("local:"):
+    if is_local_model(model):
         return SMALL
     sizes = [float(n) for n in _SIZE.findall(model.rsplit("/", 1)[-1])]
     return SMALL if sizes and max(sizes) <= SMALL_MAX_BILLIONS else FRONTIER
@@ -273,7 +280,7 @@ def describe_context(describe: dict[str, Any]) -> str:
     chars = int(describe.get("chars", 0))
     lines = [
         f"- type: {describe.get('type', 'str')}",
-        f"- size: {chars:,} characters (~{chars // 4:,} tokens), {int(describe.get('lines', 0)):,} lines",
+        f"- size: {chars:,} characters (~{estimate_tokens(chars):,} tokens), {int(describe.get('lines', 0)):,} lines",
     ]
     files = int(describe.get("files", 1))
     paths = list(describe.get("paths", []))

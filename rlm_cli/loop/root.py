@@ -10,11 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlm_cli.budget import Budget
-from rlm_cli.events import Cell, CellStart, RootResponse, Sink
+from rlm_cli.events import Cell, CellStart, RootResponse, Sink, Usage
 from rlm_cli.loop.parsing import code_blocks, prose
-from rlm_cli.loop.prompts import LAST_TURN, NO_CODE_TURN, REPEATED, STALLED_TURN, PromptProfile, system_prompt
+from rlm_cli.loop.prompts import (
+    LAST_TURN,
+    NO_CODE_TURN,
+    REPEATED,
+    STALLED_TURN,
+    SUBCALLS_SPENT_TURN,
+    PromptProfile,
+    system_prompt,
+)
 from rlm_cli.model_client import ModelClient
-from rlm_cli.subcalls import SubcallRunner
+from rlm_cli.subcalls import Scope, SubcallRunner
 from rlm_cli.worker.process import CellOutcome, WorkerProcess
 from rlm_cli.worker.protocol import LlmRequest
 
@@ -31,6 +39,7 @@ class LoopResult:
     status: str  # ok | limit
     iterations: int
     reason: str | None = None  # why a limit ended it
+    usage: Usage = Usage()  # this loop's turns and every sub-call its cells made
 
 
 OLD_OUTPUT_CHARS = 400
@@ -67,6 +76,7 @@ class RootLoop:
         *,
         sub_chars: int,
         depth: int = 0,
+        parent: int | None = None,
     ) -> None:
         self._client = client
         self._worker = worker
@@ -76,7 +86,10 @@ class RootLoop:
         self._profile = profile
         self._sub_chars = sub_chars
         self._depth = depth
+        self._parent = parent
         self._cell_id = 0
+        self.iterations = 0  # root turns whose reply was acted on; read after a failure too
+        self.usage = Usage()
 
     async def run(self, question: str) -> LoopResult:
         limits = self._budget.limits
@@ -87,24 +100,36 @@ class RootLoop:
         ]
         ran: set[str] = set()
         repeats = 0
-        last_turn_after = limits.max_iterations  # the turn after this iteration is the last chance
-        reason = "iteration limit reached"
+        # Once a limit is reached the model gets one last turn; what it answers then is the best
+        # partial answer of a run a limit ended (status "limit"), even when it calls FINAL. A model
+        # that keeps repeating itself gets a last turn too, but no limit ended its run: its FINAL
+        # then is an answer like any other; only prose is a partial one.
+        forced: str | None = None
+        stalled = False
         for iteration in range(1, limits.max_iterations + 2):
-            last_chance = iteration > last_turn_after
+            last_chance = forced is not None
             reply, truncated = await self._ask(messages, iteration)
             messages.append({"role": "assistant", "content": reply})
             cut = TRUNCATED_TURN if truncated else ""
             blocks = code_blocks(reply)
             if not blocks:
                 if last_chance:
-                    return LoopResult(prose(reply) or None, "limit", iteration - 1, reason)
-                messages.append({"role": "user", "content": cut + NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1))})
+                    return self._result(prose(reply) or None, forced)
+                self.iterations = iteration
+                turn = NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1))
+                if iteration >= limits.max_iterations:
+                    forced, turn = "iteration limit reached", f"{turn}\n\n{LAST_TURN}"
+                messages.append({"role": "user", "content": cut + turn})
                 continue
+            self.iterations = iteration
+            refused = self._budget.subcalls_refused
             shown: list[str] = []
             for number, code in enumerate(blocks, 1):
                 outcome, feedback = await self._run_cell(code, iteration)
                 if outcome.final is not None:
-                    return LoopResult(outcome.final, "ok", iteration)
+                    if forced is None and self._budget.subcalls_refused > refused:
+                        forced = self._budget.subcall_limit_text()
+                    return self._result(outcome.final, None if stalled else forced)
                 if code.strip() in ran:
                     repeats += 1
                     feedback = f"{feedback}\n{REPEATED}"
@@ -114,17 +139,25 @@ class RootLoop:
             if last_chance:
                 break
             outputs = "\n\n".join(shown)
-            if repeats >= MAX_REPEATS and last_turn_after > iteration:
-                last_turn_after, reason = iteration, "stopped after the model repeated the same code"
+            if self._budget.subcalls_refused > refused:
+                forced = self._budget.subcall_limit_text()
+                turn = f"{outputs}\n\n{SUBCALLS_SPENT_TURN}"
+            elif repeats >= MAX_REPEATS:
+                forced, stalled = "stopped after the model repeated the same code", True
                 turn = f"{outputs}\n\n{STALLED_TURN}"
-            elif iteration >= last_turn_after:
+            elif iteration >= limits.max_iterations:
+                forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
             else:
                 turn = self._profile.output_turn.format(
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
                 )
             messages.append({"role": "user", "content": cut + turn})
-        return LoopResult(None, "limit", iteration - 1, reason)
+        return self._result(None, forced or "iteration limit reached")
+
+    def _result(self, answer: str | None, forced: str | None) -> LoopResult:
+        status = "ok" if forced is None else "limit"
+        return LoopResult(answer, status, self.iterations, forced, self.usage)
 
     def _first_turn(self, question: str) -> str:
         hint = self._profile.code_hint if self._worker.describe.get("code") else ""
@@ -135,17 +168,24 @@ class RootLoop:
         self._budget.check_cost()
         completion = await self._client.complete(compacted(messages, self._profile.full_turns))
         usage = completion.usage
-        self._budget.charge(usage)
-        self._sink.emit(RootResponse(iteration, completion.text, usage, completion.duration_s, completion.faults, self._depth))
+        self._budget.charge(usage, self._client.model)
+        self.usage = self.usage + usage
+        self._sink.emit(
+            RootResponse(iteration, completion.text, usage, completion.duration_s, completion.faults, self._depth, self._parent)
+        )
         return completion.text, completion.finish_reason == "length"
 
     async def _run_cell(self, code: str, iteration: int) -> tuple[CellOutcome, str]:
         self._cell_id += 1
         cell_id = self._cell_id
-        self._sink.emit(CellStart(cell_id, iteration, code, self._depth))
+        self._sink.emit(CellStart(cell_id, iteration, code, self._depth, self._parent))
+        scope = Scope(cell_id, self._depth, self._parent)
 
         async def on_llm(request: LlmRequest) -> list[dict[str, str]]:
-            return await self._runner.handle(request, cell_id, self._depth)
+            results = await self._runner.handle(request, scope)
+            for result in results:
+                self.usage = self.usage + result.usage
+            return [result.wire() for result in results]
 
         outcome = await self._worker.execute(
             cell_id,
@@ -167,6 +207,7 @@ class RootLoop:
                 error=outcome.error,
                 final=outcome.final is not None,
                 depth=self._depth,
+                parent=self._parent,
             )
         )
         return outcome, feedback

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from rlm_cli.config import cache_dir
 from rlm_cli.errors import InputError
+from rlm_cli.paths import cache_dir
 
 __all__ = [
     "RepoInfo",

@@ -28,6 +28,7 @@ import pathspec
 from rlm_cli.errors import InputError, UsageError
 from rlm_cli.sources import git
 from rlm_cli.sources.git import RepoInfo
+from rlm_cli.units import DEFAULT_MAX_FILE_SIZE, format_size, parse_size
 
 __all__ = ["LoadOptions", "LoadedSources", "RepoInfo", "Skipped", "load_sources"]
 
@@ -49,7 +50,7 @@ class LoadOptions:
     includes: tuple[str, ...] = ()  # if any, only matching files are kept
     excludes: tuple[str, ...] = ()
     use_gitignore: bool = True
-    max_file_size: int = 5_000_000  # bytes
+    max_file_size: int = parse_size(DEFAULT_MAX_FILE_SIZE)  # bytes
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,20 @@ class LoadedSources:
     skipped: tuple[Skipped, ...]
     sources: tuple[str, ...]  # as given by the user ('-' for stdin)
     repository: RepoInfo | None  # when the first source is (in) a git work tree, or a git URL
+
+    @property
+    def chars(self) -> int:
+        return sum(map(len, self.files.values()))
+
+    def skipped_lines(self, examples: int = 3) -> list[str]:
+        """One line per reason with a few examples, so a big tree does not flood the screen."""
+        by_reason: dict[str, list[str]] = {}
+        for item in self.skipped:
+            by_reason.setdefault(item.reason, []).append(item.path)
+        return [
+            f"skipped {len(paths):,} ({reason}): {', '.join(paths[:examples])}{', ...' if len(paths) > examples else ''}"
+            for reason, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+        ]
 
 
 @dataclass
@@ -144,7 +159,7 @@ def _load_one(
             part.repository = git.repo_info(path)
     else:
         name = path.name or source
-        text = _read_named_file(path, source, info, options)
+        text = _read_named_file(path, source, info)
         part = _Part(name=name, is_directory=False, files=[(name, text)])
         if want_repo:
             part.repository = git.repo_info(path.absolute().parent)
@@ -171,17 +186,13 @@ def _read_stdin(stream: BinaryIO) -> str:
     return _decode(data)
 
 
-def _read_named_file(path: Path, source: str, info: os.stat_result, options: LoadOptions) -> str:
-    """A file the user named: no filters apply, and every refusal is an error, not a skip.
+def _read_named_file(path: Path, source: str, info: os.stat_result) -> str:
+    """A file the user named: no filters apply, whatever its size (--max-file-size is for files
+    found while walking a directory), and every refusal is an error, not a skip.
 
     FIFOs are read like stdin, so `rlm ask <(command)` works.
     """
     mode = info.st_mode
-    if stat.S_ISREG(mode) and info.st_size > options.max_file_size:
-        raise InputError(
-            f"{source} is larger than --max-file-size ({_size(info.st_size)} > "
-            f"{_size(options.max_file_size)}); raise --max-file-size to load it"
-        )
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
         raise InputError(f"{source} is not a regular file ({_kind(mode)})")
     if stat.S_ISREG(mode):
@@ -234,8 +245,8 @@ def _refuse_beyond_memory(source: str, size: int) -> None:
         return
     if size * 3 > available:
         raise InputError(
-            f"{source} is {_size(size)}; loading it takes about {_size(size * 3)} of memory and only"
-            f" {_size(available)} is available (ask about a part of it, e.g. split it or pipe a slice through stdin)"
+            f"{source} is {format_size(size)}; loading it takes about {format_size(size * 3)} of memory and only"
+            f" {format_size(available)} is available (ask about a part of it, e.g. split it or pipe a slice through stdin)"
         )
 
 
@@ -460,15 +471,7 @@ def _read_at_most(handle: BinaryIO, expected: int, limit: int) -> bytes:
 
 
 def _too_large(size: int, limit: int) -> str:
-    return f"larger than --max-file-size ({_size(size)} > {_size(limit)})"
-
-
-def _size(count: int) -> str:
-    """Decimal units, as --max-file-size is given in bytes: 12_300_000 -> '12.3 MB'."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
+    return f"larger than --max-file-size ({format_size(size)} > {format_size(limit)})"
 
 
 def _kind(mode: int) -> str:

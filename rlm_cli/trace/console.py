@@ -29,6 +29,7 @@ from rlm_cli.events import (
     SubcallStart,
 )
 from rlm_cli.loop.parsing import prose
+from rlm_cli.units import estimate_tokens
 
 CODE_LINES = 40
 OUTPUT_HEAD_LINES = 12
@@ -120,7 +121,7 @@ class ConsoleTrace:
         self.console.print(
             Text.assemble(
                 ("rlm ", "bold"),
-                f"{event.version} · {event.model}{sub} · {where}, {chars:,} chars (~{tokens(chars // 4)} tok)",
+                f"{event.version} · {event.model}{sub} · {where}, {chars:,} chars (~{tokens(estimate_tokens(chars))} tok)",
             )
         )
         if self._want_live and self._live is None:

@@ -1,0 +1,67 @@
+"""What a caller asks for: the inputs, the question, the models and the limits of one run.
+
+Plain frozen values with the CLI's defaults; nothing here reads the environment or touches the
+disk until `Inputs.load()` is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlm_cli.budget import Limits
+from rlm_cli.errors import UsageError
+from rlm_cli.settings import ModelFlags
+from rlm_cli.sources.loader import LoadedSources, LoadOptions, load_sources
+from rlm_cli.units import DEFAULT_MAX_FILE_SIZE, parse_size
+
+MAX_QUESTION_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Which sources, and how their directories are filtered: the same for ask, repl and inspect."""
+
+    sources: tuple[str, ...]
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    use_gitignore: bool = True
+    max_file_size: str = DEFAULT_MAX_FILE_SIZE  # for files found while walking a directory
+
+    def load(self) -> LoadedSources:
+        try:
+            size = parse_size(self.max_file_size)
+        except ValueError as exc:
+            raise UsageError(f"--max-file-size: {exc}") from None
+        return load_sources(self.sources, LoadOptions(self.include, self.exclude, self.use_gitignore, size))
+
+
+@dataclass(frozen=True)
+class AskRequest:
+    """One question about some inputs. `trace=None` keeps the trajectory in `<cache>/runs`."""
+
+    inputs: Inputs
+    question: str
+    models: ModelFlags = ModelFlags()
+    limits: Limits = field(default_factory=Limits)
+    trace: Path | None = None
+
+    def checked_question(self) -> str:
+        question = self.question.strip()
+        if not question:
+            raise UsageError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise UsageError(
+                f"the question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}"
+                " (put long material in a source, e.g. --add FILE)"
+            )
+        return question
+
+
+@dataclass(frozen=True)
+class ReplRequest:
+    """A person at the root model's REPL over some inputs; `llm_query` goes to the sub-model."""
+
+    inputs: Inputs
+    models: ModelFlags = ModelFlags()
+    cell_timeout: float = Limits.cell_timeout

@@ -1,0 +1,236 @@
+"""`Rlm`: the library entry point. Everything the CLI does, a script can do with it.
+
+    from rlm_cli.api import AskRequest, Inputs, Rlm
+    result = Rlm().ask(AskRequest(Inputs(("./repo",)), "Where is the config parsed?"))
+    print(result.answer)
+
+`Rlm` never writes to stdout or stderr and never picks an exit code: it reports to the sinks it
+is given, returns an `AskResult` (status `ok` or `limit`) or raises an `RlmError`, whose `result`
+then says how far the run got. Settings are resolved once per request, here, from the request's
+`ModelFlags`, the environment it was given and the config file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TypeVar
+
+from rlm_cli import settings as settings_module
+from rlm_cli.api.models import ClientFactory, ModelSession
+from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest
+from rlm_cli.api.results import AskResult
+from rlm_cli.budget import Budget, Limits
+from rlm_cli.engine import Run, RunConfig, RunResult, Session
+from rlm_cli.errors import Interrupted, LimitError, ModelError, RlmError
+from rlm_cli.events import Fanout, Notice, Sink
+from rlm_cli.inspection import Inspection, inspect_sources
+from rlm_cli.model_client import Completion, LiteLLMClient, ModelSettings, warm_up
+from rlm_cli.paths import check_writable
+from rlm_cli.settings import ModelFlags, Settings
+from rlm_cli.trace.trajectory import TrajectoryWriter, default_trace_path
+
+T = TypeVar("T")
+
+
+class Rlm:
+    """Runs asks, REPL sessions and inspections; `sinks` see every event of every run."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink] = (),
+        *,
+        environ: Mapping[str, str] = os.environ,
+        make_client: ClientFactory = LiteLLMClient,
+        local_available: Callable[[], bool] | None = None,
+        code_cache_dir: Path | None = None,
+    ) -> None:
+        self._sinks = tuple(sinks)
+        self._environ = environ
+        self._make_client = make_client
+        self._local_available = local_available
+        self._code_cache_dir = code_cache_dir
+
+    # -- settings and models ------------------------------------------------------------
+
+    def settings(self, flags: ModelFlags) -> Settings:
+        if self._local_available is None:
+            return settings_module.resolve(flags, self._environ)
+        return settings_module.resolve(flags, self._environ, self._local_available)
+
+    def models(self, flags: ModelFlags) -> ModelSession:
+        """The models `flags` name, ready to call; local servers stop when the session closes."""
+        return ModelSession(self.settings(flags), self._notify(Fanout(*self._sinks)), self._make_client)
+
+    @staticmethod
+    def _notify(sink: Sink) -> Callable[[str], None]:
+        return lambda message: sink.emit(Notice(message))
+
+    # -- ask ------------------------------------------------------------------------------
+
+    def ask(self, request: AskRequest) -> AskResult:
+        """`ask_async` for code without an event loop; Ctrl-C becomes `Interrupted`."""
+        try:
+            return asyncio.run(self.ask_async(request))
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
+
+    async def ask_async(self, request: AskRequest, models: ModelSession | None = None) -> AskResult:
+        """Answer one request; `models` lets many requests share started local servers."""
+        budget = Budget(request.limits)  # the clock starts now: --timeout covers loading too
+        question = request.checked_question()
+        settings = models.settings if models is not None else self.settings(request.models)
+        trace = request.trace or default_trace_path()
+        if request.trace is not None:
+            check_writable(trace, "--trace")
+        warm_up()
+        writer: TrajectoryWriter | None = None
+        session = models
+        try:
+            loaded = await _within(budget, "loading the sources", request.inputs.load)
+            # Opened after loading, so a trace file written inside the source never feeds itself.
+            writer = TrajectoryWriter(trace, warn=lambda message: sink.emit(Notice(message, level="warning")))
+            sink = Fanout(*self._sinks, writer)
+            for line in loaded.skipped_lines():
+                sink.emit(Notice(line))
+            sink.emit(Notice(f"loaded {len(loaded.files):,} file(s), {loaded.chars:,} characters"))
+            if session is None:
+                session = ModelSession(settings, self._notify(sink), self._make_client)
+            config = RunConfig(
+                question=question,
+                root=session.root_settings(budget.remaining_time()),
+                sub=session.sub_settings(budget.remaining_time()),
+                limits=request.limits,
+                sources=loaded.sources,
+                profile=settings.profile,
+                code_cache_dir=self._code_cache_dir,
+                repository=asdict(loaded.repository) if loaded.repository else None,
+            )
+            run = Run(config, sink, session.make_client, budget)
+            result = await run.answer(loaded.files)
+            return _ask_result(result, writer.path)
+        except LimitError as exc:  # before the run started (loading, a local server): a result too
+            return self._early_result(exc, "limit", settings, budget, writer)
+        except RlmError as exc:
+            ran = exc.result if isinstance(exc.result, RunResult) else None
+            if ran is not None:
+                exc.result = _ask_result(ran, writer.path if writer else None)
+            else:
+                exc.result = self._early_result(exc, "error", settings, budget, writer)
+            raise
+        finally:
+            if models is None and session is not None:
+                session.close()
+            if writer is not None:
+                writer.close()
+
+    @staticmethod
+    def _early_result(
+        exc: RlmError, status: str, settings: Settings, budget: Budget, writer: TrajectoryWriter | None
+    ) -> AskResult:
+        """The result of a request that ended before its run began."""
+        models = settings.models
+        trace = writer.path if writer else None
+        return AskResult(None, status, models.model, models.sub_model, duration_s=budget.elapsed(), trace_file=trace, error=str(exc))
+
+    # -- a person at the REPL, and inspection -------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def repl(self, request: ReplRequest) -> AsyncIterator[Session]:
+        """A worker over the inputs, as the root model would have it, for a person to type into.
+
+        Without a configured model the REPL still starts; `llm_query` then says how to set one.
+        """
+        sink = Fanout(*self._sinks)
+        loaded = request.inputs.load()
+        for line in loaded.skipped_lines():
+            sink.emit(Notice(line))
+        session: ModelSession | None = None
+        make_client = self._make_client
+        try:
+            session = ModelSession(self.settings(request.models), self._notify(sink), self._make_client)
+            sub = session.sub_settings()
+        except ModelError as exc:
+            why = f"llm_query needs a model: {exc}"
+            sub, make_client = ModelSettings("(no model)"), lambda settings: Unconfigured(why)
+            sink.emit(Notice(why, level="warning"))
+        try:
+            config = RunConfig(question="", root=sub, sub=sub, limits=Limits(cell_timeout=request.cell_timeout))
+            async with Run(config, sink, make_client).session(loaded.files) as repl:
+                yield repl
+        finally:
+            if session is not None:
+                session.close()
+
+    def inspect(self, inputs: Inputs) -> Inspection:
+        """What the context would hold; no model is resolved or called."""
+        return inspect_sources(inputs.load())
+
+
+class Unconfigured:
+    """The model behind llm_query when none is configured: every call says how to configure one."""
+
+    def __init__(self, why: str) -> None:
+        self.model = "(no model)"
+        self._why = why
+
+    def context_window(self) -> int | None:
+        return None
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        raise ModelError(self._why)
+
+
+def _ask_result(result: RunResult, trace: Path | None) -> AskResult:
+    return AskResult(
+        answer=result.answer,
+        status=result.status,
+        model=result.model,
+        sub_model=result.sub_model,
+        iterations=result.iterations,
+        subcalls=result.subcalls,
+        usage=result.usage,
+        duration_s=result.duration_s,
+        trace_file=trace,
+        error=result.error,
+    )
+
+
+async def _within(budget: Budget, doing: str, work: Callable[[], T]) -> T:
+    """Run blocking `work` in a daemon thread, within the run's time budget.
+
+    A daemon thread, not the loop's executor: on a timeout the process may exit while the work
+    (a huge directory, a stalled FIFO) is still going, instead of waiting for it.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def target() -> None:
+        value: T | None = None
+        error: BaseException | None = None
+        try:
+            value = work()
+        except BaseException as exc:  # handed to the awaiting task, which re-raises it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, name="rlm-load", daemon=True).start()
+    try:
+        async with asyncio.timeout(budget.remaining_time()):
+            return await future
+    except TimeoutError:
+        raise LimitError(f"{budget.timeout_text()} while {doing}") from None

@@ -1,0 +1,115 @@
+"""`rlm ask`: parse the options into an `AskRequest`, run it, print the answer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rlm_cli.cli.app import app, conclude, guard
+from rlm_cli.cli.options import (
+    DEFAULTS,
+    MAX_FILE_SIZE,
+    Add,
+    ApiBase,
+    CellTimeout,
+    Exclude,
+    Include,
+    MaxFileSize,
+    Model,
+    NoGitignore,
+    Source,
+    SubApiBase,
+    SubModel,
+    inputs,
+    model_flags,
+)
+from rlm_cli.errors import RlmError, UsageError
+from rlm_cli.paths import check_writable
+
+
+@app.command(no_args_is_help=True)
+def ask(
+    source: Source,
+    question: Annotated[
+        str | None, typer.Argument(help="The question; read from stdin when omitted and SOURCE is not '-'.")
+    ] = None,
+    model: Model = None,
+    sub_model: SubModel = None,
+    api_base: ApiBase = None,
+    sub_api_base: SubApiBase = None,
+    add: Add = None,
+    include: Include = None,
+    exclude: Exclude = None,
+    no_gitignore: NoGitignore = False,
+    max_file_size: MaxFileSize = MAX_FILE_SIZE,
+    max_iterations: Annotated[int, typer.Option("--max-iterations", min=1, help="Root model turns.")] = DEFAULTS.max_iterations,
+    max_depth: Annotated[
+        int, typer.Option("--max-depth", min=1, help="Recursion depth; 1 = sub-calls are plain model calls.")
+    ] = DEFAULTS.max_depth,
+    max_subcalls: Annotated[int | None, typer.Option("--max-subcalls", min=0, help="Sub-calls allowed in the whole run.")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop when the run has cost this much (USD).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0.1, help="Seconds for the whole run, loading included.")] = None,
+    cell_timeout: CellTimeout = DEFAULTS.cell_timeout,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Sub-calls in flight at once.")] = DEFAULTS.concurrency,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
+    trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
+) -> None:
+    """Answer QUESTION about SOURCE.
+
+    The model comes from --model, then RLM_MODEL, then `model` in the config file (RLM_CONFIG, or config.toml in the user config directory), then the bundled local model if the `local` extra is installed. `--model local:/path/model.gguf` serves any GGUF.
+
+    Exit codes: 0 answer, 2 usage, 3 input, 4 model, 5 a limit ended the run, 130 interrupted.
+    """
+    from rlm_cli.api import AskRequest, Limits, Rlm
+    from rlm_cli.trace.console import console_trace
+
+    with guard():
+        if question is None:
+            if source == "-":
+                raise UsageError("the question is missing (SOURCE is '-', so stdin holds the input)")
+            question = sys.stdin.read() if not sys.stdin.isatty() else ""
+        if output is not None:
+            check_writable(output, "-o/--output")
+        limits = Limits(max_iterations, max_depth, max_subcalls, max_cost, timeout, cell_timeout, concurrency)
+        request = AskRequest(
+            inputs(source, add, include, exclude, no_gitignore, max_file_size),
+            question,
+            model_flags(model, sub_model, api_base, sub_api_base),
+            limits,
+            trace,
+        )
+        view = None if quiet else console_trace()
+        try:
+            result = Rlm(sinks=[view] if view else []).ask(request)
+        except RlmError as exc:
+            if as_json and exc.result is not None:
+                _write(output, json.dumps(exc.result.as_json(), ensure_ascii=False) + "\n")
+            raise
+        finally:
+            if view is not None:
+                view.close()
+        if as_json:
+            _write(output, json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+        elif result.answer is not None:
+            _write(output, result.answer if result.answer.endswith("\n") else result.answer + "\n")
+        conclude(result)
+
+
+def _write(path: Path | None, text: str) -> None:
+    """The answer to stdout, or to the file of --output (checked writable before the run)."""
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        sys.stdout.write(text)  # the run is paid for: do not lose its answer
+        sys.stdout.flush()
+        raise UsageError(f"cannot write -o/--output {path}: {exc.strerror or exc}; the answer went to stdout") from exc

@@ -1,0 +1,55 @@
+"""Options shared by several commands, declared once with their help and defaults.
+
+Only light modules are imported here: `rlm --help` and `rlm --version` load no engine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from rlm_cli.budget import Limits
+from rlm_cli.units import DEFAULT_MAX_FILE_SIZE
+
+if TYPE_CHECKING:
+    from rlm_cli.api import Inputs, ModelFlags
+
+DEFAULTS = Limits()
+MAX_FILE_SIZE = DEFAULT_MAX_FILE_SIZE
+
+# How sources are loaded: ask, inspect, repl.
+Source = Annotated[str, typer.Argument(help="A file, a directory, a git repository (path or URL), or '-' for stdin.")]
+Add = Annotated[list[str] | None, typer.Option("--add", help="Another source in the same context (repeatable).")]
+Include = Annotated[list[str] | None, typer.Option("--include", help="Only files matching this glob (repeatable).")]
+Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Drop files matching this glob (repeatable).")]
+NoGitignore = Annotated[bool, typer.Option("--no-gitignore", help="Load files that .gitignore excludes.")]
+MaxFileSize = Annotated[
+    str, typer.Option("--max-file-size", help="Skip files found in directories larger than this (5M = 5,000,000 bytes).")
+]
+# Which models answer: ask, repl.
+Model = Annotated[
+    str | None, typer.Option("-m", "--model", help="Root model: any litellm model string, or local / local:PATH.gguf.")
+]
+SubModel = Annotated[
+    str | None, typer.Option("-s", "--sub-model", help="Model for sub-calls. Else RLM_SUB_MODEL, else the root model.")
+]
+ApiBase = Annotated[
+    str | None, typer.Option("--api-base", help="OpenAI-compatible server URL for root and sub-calls (env RLM_API_BASE).")
+]
+SubApiBase = Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")]
+CellTimeout = Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")]
+
+
+def inputs(
+    source: str, add: list[str] | None, include: list[str] | None, exclude: list[str] | None, no_gitignore: bool, max_file_size: str
+) -> Inputs:
+    from rlm_cli.api import Inputs
+
+    return Inputs((source, *(add or ())), tuple(include or ()), tuple(exclude or ()), not no_gitignore, max_file_size)
+
+
+def model_flags(model: str | None, sub_model: str | None, api_base: str | None, sub_api_base: str | None) -> ModelFlags:
+    from rlm_cli.api import ModelFlags
+
+    return ModelFlags(model, sub_model, api_base, sub_api_base)
