@@ -20,14 +20,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rlm_cli import __version__
+from rlm_cli import __version__, strategy
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.codegraph import build_code_index
 from rlm_cli.errors import LimitError, ModelError, RlmError
-from rlm_cli.events import Final, Notice, RunEnd, RunStart, Sink, Usage
+from rlm_cli.events import Final, Notice, RootResponse, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
 from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
+from rlm_cli.sources.context import Context
 from rlm_cli.subcalls import Scope, SubcallRunner, SubResult
 from rlm_cli.units import CHARS_PER_TOKEN
 from rlm_cli.worker.process import CellOutcome, WorkerProcess
@@ -46,6 +47,7 @@ class RunConfig:
     profile: str | None = None  # a prompt profile by name; None picks one by model
     code_cache_dir: Path | None = None  # the parse cache of the code graph; None: the default
     repository: dict[str, str | None] | None = None  # name, commit, remote_url of a git source
+    strategy: str = "rlm"  # rlm | direct | auto (rlm_cli.strategy)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Run:
         self._clients: dict[tuple[str, str | None], ModelClient] = {}
         self._runner = SubcallRunner(self._sub_client, self.budget, sink, recurse=self._sub_rlm)
         self._top: RootLoop | None = None  # the depth-0 loop, for the iterations of a failed run
+        self._direct_turns = 0  # 1 once a direct answer (no loop) was given
 
     def _client(self, settings: ModelSettings) -> ModelClient:
         key = (settings.model, settings.api_base)
@@ -106,7 +109,10 @@ class Run:
         status, answer, error = "error", None, None
         try:
             async with asyncio.timeout(self.budget.remaining_time()):
-                result = await self._loop(files, self.config.question, depth=0, created=self._set_top)
+                if self._strategy(files) == "direct":
+                    result = await self._direct(files)
+                else:
+                    result = await self._loop(files, self.config.question, depth=0, created=self._set_top)
             status, answer, error = result.status, result.answer, result.reason
         except TimeoutError:
             status, error = "limit", self.budget.timeout_text()
@@ -126,11 +132,32 @@ class Run:
             )
         return self._result(answer, status, error)
 
+    def _strategy(self, files: Mapping[str, str]) -> str:
+        chars = sum(len(text) for text in files.values())
+        return strategy.choose(self.config.strategy, chars, self.config.question, self._client(self.config.root).context_window())
+
+    async def _direct(self, files: Mapping[str, str]) -> LoopResult:
+        """The whole input in one prompt to the root model (rlm_cli.strategy); no worker."""
+        context = Context(files)
+        root = self.config.root
+        self.sink.emit(RunStart(list(self.config.sources), root.model, self.config.sub.model, asdict(self.config.limits),
+                                __version__, context.describe(), self.config.question))
+        self.sink.emit(Notice(f"strategy {self.config.strategy}: the input in one prompt to the root model"))
+        asked = strategy.Asked()
+        answer = await strategy.answer_directly(self._client(root), str(context), self.config.question, asked)
+        usage = Usage()
+        for completion in asked.completions:
+            self.budget.charge(completion.usage, root.model)
+            usage = usage + completion.usage
+            self.sink.emit(RootResponse(1, completion.text, completion.usage, completion.duration_s, completion.faults))
+        self._direct_turns = 1
+        return LoopResult(answer, "ok", 1, usage=usage)
+
     def _set_top(self, loop: RootLoop) -> None:
         self._top = loop
 
     def _iterations(self) -> int:
-        return self._top.iterations if self._top is not None else 0
+        return self._top.iterations if self._top is not None else self._direct_turns
 
     def _result(self, answer: str | None, status: str, error: str | None) -> RunResult:
         return RunResult(

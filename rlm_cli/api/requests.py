@@ -45,6 +45,7 @@ class AskRequest:
     models: ModelFlags = ModelFlags()
     limits: Limits = field(default_factory=Limits)
     trace: Path | None = None
+    strategy: str = "auto"  # auto | rlm | direct (rlm_cli.strategy)
 
     def checked_question(self) -> str:
         question = self.question.strip()

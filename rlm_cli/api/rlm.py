@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rlm_cli import settings as settings_module
+from rlm_cli import strategy as strategy_module
 from rlm_cli.api.models import ClientFactory, ModelSession
 from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest
 from rlm_cli.api.results import AskResult
@@ -84,6 +85,7 @@ class Rlm:
         """Answer one request; `models` lets many requests share started local servers."""
         budget = Budget(request.limits)  # the clock starts now: --timeout covers loading too
         question = request.checked_question()
+        strategy_module.check(request.strategy)
         settings = models.settings if models is not None else self.settings(request.models)
         trace = request.trace or default_trace_path()
         if request.trace is not None:
@@ -108,6 +110,7 @@ class Rlm:
                 limits=request.limits,
                 sources=loaded.sources,
                 profile=settings.profile,
+                strategy=request.strategy,
                 code_cache_dir=self._code_cache_dir,
                 repository=asdict(loaded.repository) if loaded.repository else None,
             )

@@ -201,15 +201,16 @@ class Retrieval:
 
 
 BASELINES: dict[str, Callable[[ModelClient], Method]] = {"direct": Direct, "summary": Summary, "retrieval": Retrieval}
-METHODS = ("rlm", *BASELINES)
+RLM_METHODS = ("rlm", "auto")  # this tool with --strategy rlm, and with --strategy auto
+METHODS = (*RLM_METHODS, *BASELINES)
 
 
 class RlmMethod:
-    """This tool, through the library API, sharing the caller's model servers."""
+    """This tool, through the library API, sharing the caller's model servers; the method's
+    name is the `--strategy` it runs with (`rlm` or `auto`)."""
 
-    name = "rlm"
-
-    def __init__(self, rlm: Any, models: Any, flags: Any, limits: Any, strategy: str | None = None) -> None:
+    def __init__(self, rlm: Any, models: Any, flags: Any, limits: Any, strategy: str = "rlm") -> None:
+        self.name = strategy
         self.rlm = rlm
         self.models = models
         self.flags = flags
@@ -219,9 +220,8 @@ class RlmMethod:
     async def run(self, task: Task, prepared: Prepared) -> MethodResult:
         from rlm_cli.api import AskRequest, Inputs
 
-        options: dict[str, Any] = {"strategy": self.strategy} if self.strategy else {}
         request = AskRequest(inputs=Inputs(sources=(prepared.source,)), question=task.question, models=self.flags,
-                             limits=self.limits, trace=prepared.trace, **options)
+                             limits=self.limits, trace=prepared.trace, strategy=self.strategy)
         started = time.monotonic()
         error: str | None = None
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlm_cli.cli import ask, inspect, repl  # noqa: F401  (each registers its command)
+from rlm_cli.cli import ask, bench, inspect, repl  # noqa: F401  (each registers its command)
 from rlm_cli.cli.app import app
 
 __all__ = ["app", "main"]

@@ -59,6 +59,9 @@ def ask(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
     trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="auto: answer in one prompt when the input fits the root model's window, else rlm; rlm; direct.")
+    ] = "auto",
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -83,6 +86,7 @@ def ask(
             model_flags(model, sub_model, api_base, sub_api_base),
             limits,
             trace,
+            strategy,
         )
         view = None if quiet else console_trace()
         try:

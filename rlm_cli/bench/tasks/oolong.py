@@ -63,13 +63,19 @@ def _line(rng: random.Random, user: int, label: str) -> str:
 
 
 def _distinct_counts(rng: random.Random, lines: int) -> dict[str, int]:
-    """A label -> count split of `lines` with all counts different (so most/least are unique)."""
-    while True:
+    """A label -> count split of `lines` (at least 21) with all counts different, so the most
+    and least common labels are unique; random shares, or evenly spaced ones when those tie."""
+    for _ in range(200):
         weights = [rng.uniform(0.3, 1.0) for _ in LABELS]
         counts = [max(1, round(lines * w / sum(weights))) for w in weights]
         counts[counts.index(max(counts))] += lines - sum(counts)
         if len(set(counts)) == len(counts) and min(counts) >= 1:
             return dict(zip(LABELS, counts))
+    base = (lines - 15) // len(LABELS)
+    counts = [base + i for i in range(len(LABELS))]
+    counts[-1] += lines - sum(counts)
+    rng.shuffle(counts)
+    return dict(zip(LABELS, counts))
 
 
 PREAMBLE = (
@@ -80,7 +86,7 @@ PREAMBLE = (
 
 def oolong(size: int, seed: int, index: int) -> Task:
     rng = random.Random(f"oolong:{size}:{seed}:{index}")
-    n = max(20, round(size / LINE_CHARS))
+    n = max(30, round(size / LINE_CHARS))
     counts = _distinct_counts(rng, n)
     labels = [label for label, count in counts.items() for _ in range(count)]
     rng.shuffle(labels)
