@@ -23,7 +23,7 @@ from typing import Any
 from rlm_cli import __version__, strategy
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.codegraph import build_code_index
-from rlm_cli.errors import LimitError, ModelError, RlmError
+from rlm_cli.errors import ContextWindowError, LimitError, ModelError, RlmError
 from rlm_cli.events import Final, Notice, RootResponse, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
@@ -109,9 +109,8 @@ class Run:
         status, answer, error = "error", None, None
         try:
             async with asyncio.timeout(self.budget.remaining_time()):
-                if self._strategy(files) == "direct":
-                    result = await self._direct(files)
-                else:
+                result = await self._direct(files) if self._strategy(files) == "direct" else None
+                if result is None:
                     result = await self._loop(files, self.config.question, depth=0, created=self._set_top)
             status, answer, error = result.status, result.answer, result.reason
         except TimeoutError:
@@ -136,15 +135,22 @@ class Run:
         chars = sum(len(text) for text in files.values())
         return strategy.choose(self.config.strategy, chars, self.config.question, self._client(self.config.root).context_window())
 
-    async def _direct(self, files: Mapping[str, str]) -> LoopResult:
-        """The whole input in one prompt to the root model (rlm_cli.strategy); no worker."""
+    async def _direct(self, files: Mapping[str, str]) -> LoopResult | None:
+        """The whole input in one prompt to the root model (rlm_cli.strategy), no worker; None
+        when `auto` chose it and the model refused the prompt as too long: the loop answers then."""
         context = Context(files)
-        root = self.config.root
+        root, auto = self.config.root, self.config.strategy == "auto"
+        asked = strategy.Asked()
+        try:
+            answer = await strategy.answer_directly(self._client(root), str(context), self.config.question, asked, whole=auto)
+        except ContextWindowError:
+            if not auto:
+                raise
+            self.sink.emit(Notice("strategy auto: the input did not fit the root model's window after all; using the RLM loop"))
+            return None
         self.sink.emit(RunStart(list(self.config.sources), root.model, self.config.sub.model, asdict(self.config.limits),
                                 __version__, context.describe(), self.config.question))
         self.sink.emit(Notice(f"strategy {self.config.strategy}: the input in one prompt to the root model"))
-        asked = strategy.Asked()
-        answer = await strategy.answer_directly(self._client(root), str(context), self.config.question, asked)
         usage = Usage()
         for completion in asked.completions:
             self.budget.charge(completion.usage, root.model)

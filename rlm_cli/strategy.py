@@ -1,9 +1,10 @@
 """How to answer: straight from the whole input in one prompt (`direct`) or with the RLM loop.
 
 `auto` answers directly when the input and the question fit comfortably in the root model's
-window, and runs the RLM loop otherwise: a small root model answers a short input better by
-reading it than by writing code to look at it, and a window it does not know is never assumed
-to be big enough. `direct` on an input past the window keeps its head and tail.
+window, and runs the RLM loop otherwise (or when the model refuses the prompt as too long): a
+small root model answers a short input better by reading it than by writing code to look at it,
+and a window it does not know is never assumed to be big enough. `direct` on an input past the
+window keeps its head and tail.
 
 The bench's `direct` baseline calls `answer_directly` too, so `--strategy direct` and the
 baseline are one prompt, and `auto` below the window is the baseline exactly.
@@ -21,7 +22,11 @@ STRATEGIES = ("auto", "rlm", "direct")
 CHARS_PER_TOKEN = 3.0  # below the usual 4: logs, ids and code cut into short tokens
 OUTPUT_TOKENS = 1_024  # kept free for the reply
 PROMPT_TOKENS = 300  # the instructions and the question, roughly
-COMFORT = 0.6  # auto answers directly when the input fills at most this share of what fits
+# auto's estimate: prose runs ~4 characters a token, logs and code ~3. An input that turns out
+# longer than the estimate is refused by the model and auto falls back to the loop, so the
+# estimate may be hopeful; COMFORT keeps a margin below the window all the same.
+AUTO_CHARS_PER_TOKEN = 3.5
+COMFORT = 0.9
 SHRINK = 0.7  # a prompt the server refused as too long is cut to this share and sent again
 
 
@@ -38,12 +43,19 @@ def window_chars(window: int | None) -> int | None:
     return max(1_000, int((window - OUTPUT_TOKENS - PROMPT_TOKENS) * CHARS_PER_TOKEN))
 
 
+def fits(input_chars: int, question: str, window: int | None) -> bool:
+    """Whether the input and the question fit comfortably in one prompt to a window of `window` tokens."""
+    if not window:
+        return False
+    tokens = (input_chars + len(question)) / AUTO_CHARS_PER_TOKEN + PROMPT_TOKENS + OUTPUT_TOKENS
+    return tokens <= window * COMFORT
+
+
 def choose(strategy: str, input_chars: int, question: str, window: int | None) -> str:
     """`rlm` or `direct` for an input of `input_chars` characters and a root window in tokens."""
     if check(strategy) != "auto":
         return strategy
-    room = window_chars(window)
-    return "direct" if room is not None and input_chars + len(question) <= room * COMFORT else "rlm"
+    return "direct" if fits(input_chars, question, window) else "rlm"
 
 
 def head_and_tail(text: str, limit: int) -> str:
@@ -74,14 +86,19 @@ class Asked:
     completions: list[Completion] = field(default_factory=list)
 
 
-async def ask_fitted(client: ModelClient, build: Callable[[int], str], limit: int, asked: Asked) -> str:
-    """The reply to `build(limit)`, cut down and sent again while the model says it is too long."""
+async def ask_fitted(
+    client: ModelClient, build: Callable[[int], str], limit: int, asked: Asked, *, shrink: bool = True
+) -> str:
+    """The reply to `build(limit)`, cut down and sent again while the model says it is too long
+    (with `shrink`; else the refusal is raised as a ContextWindowError)."""
     while True:
         try:
             completion = await client.complete([{"role": "user", "content": build(limit)}])
         except RlmError as exc:
-            if not too_long(exc) or limit < 2_000:
+            if not too_long(exc):
                 raise
+            if not shrink or limit < 2_000:
+                raise ContextWindowError(f"{client.model}: the prompt is larger than the model's context window") from exc
             limit = int(limit * SHRINK)
             continue
         asked.completions.append(completion)
@@ -91,7 +108,9 @@ async def ask_fitted(client: ModelClient, build: Callable[[int], str], limit: in
 DEFAULT_WINDOW = 128_000  # tokens, for `direct` with a model whose window nobody knows
 
 
-async def answer_directly(client: ModelClient, text: str, question: str, asked: Asked) -> str:
-    """The root model's answer from the whole input (head and tail of it past the window)."""
-    limit = window_chars(client.context_window()) or window_chars(DEFAULT_WINDOW) or 0
-    return await ask_fitted(client, lambda n: answer_prompt(question, head_and_tail(text, n)), limit, asked)
+async def answer_directly(client: ModelClient, text: str, question: str, asked: Asked, *, whole: bool = False) -> str:
+    """The root model's answer from the whole input: past the window, its head and tail, or
+    (`whole`) a ContextWindowError, so a caller can turn to the loop instead."""
+    limit = len(text) if whole else window_chars(client.context_window()) or window_chars(DEFAULT_WINDOW) or 0
+    build = lambda n: answer_prompt(question, head_and_tail(text, n))  # noqa: E731
+    return await ask_fitted(client, build, limit, asked, shrink=not whole)

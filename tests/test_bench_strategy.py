@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import run_rlm
+from scripted_server import Fault
 
 from rlm_cli.errors import UsageError
 from rlm_cli.strategy import choose, window_chars
@@ -20,10 +21,11 @@ FACT = "The vault code is 4417-KESTREL."
 
 
 def test_auto_answers_directly_only_when_the_input_fits_comfortably() -> None:
-    room = window_chars(8_192)
+    room = window_chars(8_192)  # what --strategy direct keeps of a longer input
     assert room is not None and 15_000 < room < 25_000
     assert choose("auto", 5_000, "q?", 8_192) == "direct"
-    assert choose("auto", int(room * 0.7), "q?", 8_192) == "rlm"  # fits, but not comfortably
+    assert choose("auto", 18_000, "q?", 8_192) == "direct"  # e.g. the README: ~5k tokens
+    assert choose("auto", 25_000, "q?", 8_192) == "rlm"  # might fit, but not comfortably
     assert choose("auto", 5_000, "q?", None) == "rlm"  # an unknown window is never assumed big enough
     assert choose("rlm", 10, "q?", 8_192) == "rlm" and choose("direct", 10**9, "q?", 8_192) == "direct"
     with pytest.raises(UsageError, match="--strategy"):
@@ -64,11 +66,23 @@ def test_auto_on_a_small_input_is_one_prompt_with_the_whole_text_and_no_worker(s
 def test_auto_on_an_input_past_the_window_runs_the_rlm_loop(scripted_server: Any, tmp_path: Path) -> None:
     code = "```repl\nFINAL(context.grep('vault code')[0].text.split(' is ')[1].rstrip('.'))\n```"
     server = scripted_server([code], root_model="gpt-4o-mini")
-    ran = ask(server, notes(tmp_path / "big.txt", 6_000, 3_000))  # ~340k characters
+    ran = ask(server, notes(tmp_path / "big.txt", 9_000, 4_000))  # ~510k characters, ~145k tokens
 
     assert ran.code == 0, ran.stderr
     assert ran.json()["answer"] == "4417-KESTREL"
     assert "```repl" in server.root_requests()[0].messages[0]["content"]  # the RLM system prompt
+
+
+def test_auto_turns_to_the_loop_when_the_model_refuses_the_prompt_as_too_long(scripted_server: Any, tmp_path: Path) -> None:
+    refusal = json.dumps({"error": {"message": "This model's maximum context length is 128000 tokens.",
+                                    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+    code = "```repl\nFINAL('from the loop')\n```"
+    server = scripted_server([Fault.http(400, body=refusal), code], root_model="gpt-4o-mini")
+    ran = ask(server, notes(tmp_path / "small.txt", 200, 150))
+
+    assert ran.code == 0, ran.stderr
+    assert ran.json()["answer"] == "from the loop"
+    assert "did not fit the root model's window after all" in ran.stderr
 
 
 def test_direct_past_the_window_keeps_the_head_and_tail(scripted_server: Any, tmp_path: Path) -> None:
