@@ -234,7 +234,7 @@ class RlmMethod:
         return MethodResult(
             answer=result.answer, status=result.status, seconds=result.duration_s,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=usage.cost_usd,
-            calls=result.iterations + result.subcalls, error=error,
+            calls=result.iterations + result.subcalls, error=error or result.error,
             extra={"iterations": result.iterations, "subcalls": result.subcalls,
                    "trace_file": str(result.trace_file) if result.trace_file else None},
         )

@@ -61,7 +61,9 @@ def bench(
     api_base: ApiBase = None,
     max_iterations: Annotated[int, typer.Option("--max-iterations", min=1, help="Root turns per rlm run.")] = 12,
     timeout: Annotated[float | None, typer.Option("--timeout", min=1.0, help="Seconds per rlm run.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs at once (a local server answers 4 at a time).")] = 2,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Runs at once; keep 1 for a local model, whose slots share one 8k-token cache.")
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (summary and every task) on stdout.")] = False,
     output: Annotated[Path | None, typer.Option("--output", help="Write results per task and the plot bench.png here.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress on stderr.")] = False,

@@ -148,6 +148,7 @@ Rules:
 - Never print the whole context. Print a few lines at most.
 - Search first: context.search with the important words of the question, or context.grep with \
 an exact name or id from it.
+- When the printed lines hold the answer, call FINAL with it; to read them, use llm_query.
 - If a search found nothing useful, do not run it again: the text may say it in other words. \
 Ask the helper about every piece with llm_map over context.chunks().
 - To count or sort lines by their meaning, use llm_map over the lines and count the answers in \
@@ -160,11 +161,12 @@ for h in context.search("refund policy for damaged items"):
     print(h.line, h.text)
 ```
 
-Example: read the lines around a match.
+Example: let the helper answer from the lines found.
 ```repl
-hits = context.grep(r"(?i)password")
-for h in hits[:3]:
-    print(context.around(h, 2, 2))
+hits = context.search("when does the store open on sundays")
+found = "\\n".join(h.text for h in hits)
+answer = llm_query("When does the store open on Sundays? Answer from these lines only, or say NONE.\\n" + found)
+print(answer)
 ```
 
 Example: finish with the value found.
@@ -180,6 +182,7 @@ Example: the words differ, so ask the helper about each piece.
 answers = llm_map("Who won the match? Answer in a few words, or say NONE.", context.chunks(max_chars={chunk_chars}))
 found = [a for a in answers if "NONE" not in a.upper()]
 print(found)
+FINAL(found[0] if found else "not found")
 ```
 
 Example: count lines by their meaning.
