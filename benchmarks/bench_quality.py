@@ -5,7 +5,9 @@ seed group (`--tuned` seeds, all others untuned), and prints: the mean score per
 `oolong` counts also the mean relative count error |answer - gold| / gold and the slowest task;
 for `code` the find-a-definition share; and the gap between `rlm` (or `auto`) and `direct`.
 
-    python benchmarks/bench_quality.py --tuned 1 bench-out-s1 bench-out-s2 ...
+    python benchmarks/bench_quality.py --tuned 1 bench-out-s1 bench-out-s2 ... [--plot docs/bench.png]
+
+`--plot FILE` draws all the results given in one plot (score against input length per method).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from rlm_cli.bench.plot import plot
+from rlm_cli.bench.report import Row
 from rlm_cli.bench.scoring import first_number
 from rlm_cli.bench.tasks import size_label
 
@@ -29,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--tuned", default="1", help="comma-separated seeds the prompts were tuned on")
+    parser.add_argument("--plot", type=Path, help="write one plot of every result here")
     args = parser.parse_args()
     tuned = {int(s) for s in args.tuned.split(",")}
     results = load(args.dirs)
@@ -58,6 +63,22 @@ def main() -> None:
             notes.append(f"{errors} error(s)")
         print(f"{group:8} {family:16} {size_label(size):>5} {method:8} {len(rows):>3} {statistics.fmean(scores):6.2f} "
               f"{statistics.median(seconds):7.1f} {max(seconds):7.1f}  {'; '.join(notes)}")
+
+
+    if args.plot:
+        print(f"plot: {plot(rows_of(results), args.plot, 'rlm bench, local Qwen2.5-Coder-1.5B')}")
+
+
+def rows_of(results: list[dict[str, Any]]) -> list[Row]:
+    """Report rows (family x size x method, every seed together) from results files."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups[(r["task"]["family"], r["task"]["size"], r["method"])].append(r)
+    return [Row(family, size, method, len(rows), statistics.fmean(r["score"] for r in rows),
+                statistics.median(r["seconds"] for r in rows), max(r["seconds"] for r in rows),
+                round(statistics.fmean(r["input_tokens"] + r["output_tokens"] for r in rows)), None,
+                sum(r["status"] == "error" for r in rows), round(statistics.fmean(r["task"]["chars"] for r in rows)))
+            for (family, size, method), rows in sorted(groups.items())]
 
 
 if __name__ == "__main__":

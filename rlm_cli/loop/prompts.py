@@ -70,7 +70,8 @@ OUTPUT_TURN = """\
 SMALL_FIRST_TURN = """\
 Question: {question}
 
-[{budget}] Write one ```repl block that searches `context` for what the question asks.{code_hint}"""
+[{budget}] Write one ```repl block that searches `context` for what the question asks and prints \
+what it finds. To count or classify lines by their meaning, use llm_map over context.splitlines().{code_hint}"""
 
 SMALL_CODE_HINT = (
     " The text is source code: for a question about functions, classes or calls, use"
@@ -84,7 +85,7 @@ Your code printed:
 Question: {question}
 [{budget}] Write the next ```repl block. Do not repeat code you already ran. If the output \
 above shows the answer, call FINAL(answer) now. If it found nothing, use other words, or llm_map \
-over context.chunks()."""
+over context.chunks(). If it printed nothing, print what you computed."""
 
 REPEATED = "[you already ran exactly this code before; its result is the same. Do something different.]"
 
