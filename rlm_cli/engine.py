@@ -18,15 +18,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rlm_cli import __version__
+from rlm_cli import __version__, strategy
 from rlm_cli.answers import AnswerCheck, Verdict
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.codegraph import CodeIndex, build_code_index
-from rlm_cli.errors import LimitError, ModelError, RlmError
-from rlm_cli.events import Final, Notice, RunEnd, RunStart, Sink, Usage
+from rlm_cli.errors import ContextWindowError, LimitError, ModelError, RlmError
+from rlm_cli.events import Final, Notice, RootResponse, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
 from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
+from rlm_cli.sources.context import Context
 from rlm_cli.sources.git import RepoInfo
 from rlm_cli.sources.summary import CodeSummary, ContextSummary
 from rlm_cli.subcall_cache import SubcallCache
@@ -51,6 +52,7 @@ class RunConfig:
     repository: dict[str, str | None] | None = None  # name, commit, remote_url of a git source
     check: AnswerCheck | None = None  # what the top-level answer must satisfy (--schema, --cite)
     sub_limiter: Limiter | None = None  # shared with other runs (rlm batch); None: --concurrency of its own
+    strategy: str = "rlm"  # rlm | direct | auto (rlm_cli.strategy)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Run:
         self._top: RootLoop | None = None  # the depth-0 loop, for the iterations of a failed run
         self._max_workers = max_workers()
         self._worker_slots: dict[int, asyncio.Semaphore] = {}  # depth -> workers running there
+        self._direct_turns = 0  # 1 once a direct answer (no loop) was given
 
     def _client(self, settings: ModelSettings) -> ModelClient:
         key = (settings.model, settings.api_base)
@@ -121,7 +124,9 @@ class Run:
         verdict: Verdict | None = None
         try:
             async with asyncio.timeout(self.budget.remaining_time()):
-                result = await self._loop(files, self.config.question, depth=0, created=self._set_top)
+                result = await self._direct(files) if self._strategy(files) == "direct" else None
+                if result is None:
+                    result = await self._loop(files, self.config.question, depth=0, created=self._set_top)
             status, answer, error, verdict = result.status, result.answer, result.reason, result.verdict
         except TimeoutError:
             status, error = "limit", self.budget.timeout_text()
@@ -141,11 +146,41 @@ class Run:
             )
         return self._result(answer, status, error, verdict)
 
+    def _strategy(self, files: Mapping[str, str]) -> str:
+        if self.config.check is not None:  # --schema and --cite are checked on a FINAL from the REPL
+            return "rlm"
+        chars = sum(len(text) for text in files.values())
+        return strategy.choose(self.config.strategy, chars, self.config.question, self._client(self.config.root).context_window())
+
+    async def _direct(self, files: Mapping[str, str]) -> LoopResult | None:
+        """The whole input in one prompt to the root model (rlm_cli.strategy), no worker; None
+        when `auto` chose it and the model refused the prompt as too long: the loop answers then."""
+        context = Context(files)
+        root, auto = self.config.root, self.config.strategy == "auto"
+        asked = strategy.Asked()
+        try:
+            answer = await strategy.answer_directly(self._client(root), str(context), self.config.question, asked, whole=auto)
+        except ContextWindowError:
+            if not auto:
+                raise
+            self.sink.emit(Notice("strategy auto: the input did not fit the root model's window after all; using the RLM loop"))
+            return None
+        self.sink.emit(RunStart(list(self.config.sources), root.model, self.config.sub.model, asdict(self.config.limits),
+                                __version__, ContextSummary.of(files), self.config.question))
+        self.sink.emit(Notice(f"strategy {self.config.strategy}: the input in one prompt to the root model"))
+        usage = Usage()
+        for completion in asked.completions:
+            self.budget.charge(completion.usage, root.model)
+            usage = usage + completion.usage
+            self.sink.emit(RootResponse(1, completion.text, completion.usage, completion.duration_s, completion.faults))
+        self._direct_turns = 1
+        return LoopResult(answer, "ok", 1, usage=usage)
+
     def _set_top(self, loop: RootLoop) -> None:
         self._top = loop
 
     def _iterations(self) -> int:
-        return self._top.iterations if self._top is not None else 0
+        return self._top.iterations if self._top is not None else self._direct_turns
 
     def _result(self, answer: str | None, status: str, error: str | None, verdict: Verdict | None = None) -> RunResult:
         return RunResult(

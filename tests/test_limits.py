@@ -16,7 +16,7 @@ def test_max_cost_stops_the_run(scripted_server, tmp_path: Path) -> None:
     # A priced model name (served by the scripted server) so litellm computes a real cost.
     server = scripted_server([repl("a = 1"), repl("FINAL('too late')")], root_model="gpt-4o-mini")
     ran = run_rlm(
-        "ask", str(tmp_path / "in.txt"), "q?", "--api-base", server.url, "--model", "openai/gpt-4o-mini",
+        "ask", str(tmp_path / "in.txt"), "q?", "--api-base", server.url, "--model", "openai/gpt-4o-mini", "--strategy", "rlm",
         "--max-cost", "0.0000001", "--json",
     )
 

@@ -48,7 +48,7 @@ def test_local_model_is_the_default_and_finds_a_planted_fact(
     planted_notes(notes, "Entry 97b: the secret launch code is 4417-KESTREL.")
     trace = tmp_path / "trace.jsonl"
 
-    ran = run_rlm("ask", str(notes), "What is the secret launch code?", "--json", "--trace", str(trace), timeout=900)
+    ran = run_rlm("ask", str(notes), "What is the secret launch code?", "--json", "--trace", str(trace), "--strategy", "rlm", timeout=900)
 
     assert ran.code == 0, ran.stderr
     data = ran.json()

@@ -54,6 +54,7 @@ class AskRequest:
     no_cache: bool = False  # no cross-run sub-call cache (`--no-cache`)
     schema: dict[str, Any] | None = None  # a JSON Schema the answer must satisfy (printed as JSON)
     cite: bool = False  # the answer names file:line sources, each checked against the context
+    strategy: str = "auto"  # auto | rlm | direct (rlm_cli.strategy)
 
     def checked_question(self) -> str:
         question = self.question.strip()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rlm_cli import settings as settings_module
+from rlm_cli import strategy as strategy_module
 from rlm_cli.answers import AnswerCheck
 from rlm_cli.api.models import ClientFactory, ModelSession
 from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest
@@ -102,6 +103,7 @@ class Rlm:
         budget = Budget(request.limits)  # the clock starts now: --timeout covers loading too
         question = request.checked_question()
         check = AnswerCheck(request.schema, request.cite) if request.schema is not None or request.cite else None
+        strategy_module.check(request.strategy)
         settings = models.settings if models is not None else self.settings(request.models)
         trace = request.trace or default_trace_path()
         if request.trace is not None:
@@ -128,6 +130,7 @@ class Rlm:
                 limits=request.limits,
                 sources=loaded.sources,
                 profile=settings.profile,
+                strategy=request.strategy,
                 code_cache_dir=self._code_cache_dir,
                 repository=asdict(loaded.repository) if loaded.repository else None,
                 check=replace(check, files=loaded.files) if check is not None else None,

@@ -77,6 +77,9 @@ def ask(
         str | None, typer.Option("--schema", help="A JSON Schema (file or inline JSON) the answer must satisfy; printed as JSON.")
     ] = None,
     cite: Annotated[bool, typer.Option("--cite", help="Follow the answer with file:line sources, each checked against the context.")] = False,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="auto: answer in one prompt when the input fits the root model's window, else rlm; rlm; direct.")
+    ] = "auto",
 ) -> None:
     """Answer QUESTION about SOURCE.
 
@@ -106,6 +109,7 @@ def ask(
             no_cache,
             schema=load_schema(schema) if schema is not None else None,
             cite=cite,
+            strategy=strategy,
         )
         if dry_run:
             _dry_run(request, as_json, output)

@@ -71,7 +71,8 @@ OUTPUT_TURN = """\
 SMALL_FIRST_TURN = """\
 Question: {question}
 
-[{budget}] Write one ```repl block that searches `context` for what the question asks.{code_hint}"""
+[{budget}] Write one ```repl block that searches `context` for what the question asks and prints \
+what it finds. To count or classify lines by their meaning, use llm_map over context.splitlines().{code_hint}"""
 
 SMALL_CODE_HINT = (
     " The text is source code: for a question about functions, classes or calls, use"
@@ -84,7 +85,8 @@ Your code printed:
 
 Question: {question}
 [{budget}] Write the next ```repl block. Do not repeat code you already ran. If the output \
-above shows the answer, call FINAL(answer) now."""
+above shows the answer, call FINAL(answer) now. If it found nothing, use other words, or llm_map \
+over context.chunks(). If it printed nothing, print what you computed."""
 
 REPEATED = "[you already ran exactly this code before; its result is the same. Do something different.]"
 
@@ -135,23 +137,38 @@ Reply with exactly one ```repl block of Python code and nothing else.
 You can use:
 - context: the text (a str). context.grep(pattern) returns the matching lines; each has .line \
 (its number) and .text.
+- context.search(words): the lines that best match these words, best first, even where no line \
+has them all; each has .line and .text. context.around(hit): the numbered lines around a hit.
 - context.chunks(max_chars={chunk_chars}): the text cut into pieces.
 - llm_query(prompt): ask a helper model about a piece of text of at most {sub_chars} characters.
-- llm_query_batched(prompts): many llm_query calls at once; returns a list of answers.
+- llm_map(instruction, items): ask the helper the same thing about every item (lines or pieces), \
+in batches; returns one answer per item, in order.
 - FINAL(answer): give your final answer. This ends the work.
 {code}
 Rules:
 - Never assign to `context`. Use other variable names.
 - Never print the whole context. Print a few lines at most.
-- Search first: use context.grep with one or two distinctive words from the question (a name, \
-an id, a place), not the whole question. If nothing is found, try other words or synonyms.
+- Search first: context.search with the important words of the question, or context.grep with \
+an exact name or id from it.
+- When the printed lines hold the answer, call FINAL with it; to read them, use llm_query.
+- If a search found nothing useful, do not run it again: the text may say it in other words. \
+Ask the helper about every piece with llm_map over context.chunks().
+- To count or sort lines by their meaning, use llm_map over the lines and count the answers in \
+code. Never guess a number.
 - Call FINAL(answer) as real code when you have the answer, never in a comment.
 {guidance}
-Example: find lines about a password.
+Example: find the lines about a topic.
 ```repl
-hits = context.grep(r"(?i)password")
-for h in hits[:5]:
-    print(h.path, h.line, h.text)
+for h in context.search("refund policy for damaged items"):
+    print(h.line, h.text)
+```
+
+Example: let the helper answer from the lines found.
+```repl
+hits = context.search("when does the store open on sundays")
+found = "\\n".join(h.text for h in hits)
+answer = llm_query("When does the store open on Sundays? Answer from these lines only, or say NONE.\\n" + found)
+print(answer)
 ```
 
 Example: finish with the value found.
@@ -162,17 +179,20 @@ print(m.group(0) if m else "not found")
 FINAL(m.group(1) if m else "not found")
 ```
 
-Example: ask the helper model about each piece.
+Example: the words differ, so ask the helper about each piece.
 ```repl
-pieces = context.chunks(max_chars={chunk_chars})
-answers = llm_query_batched(["Who won the match? Answer in a few words, or say none.\\n\\n" + p for p in pieces])
-print(answers)
+answers = llm_map("Who won the match? Answer in a few words, or say NONE.", context.chunks(max_chars={chunk_chars}))
+found = [a for a in answers if "NONE" not in a.upper()]
+print(found)
+FINAL(found[0] if found else "not found")
 ```
 
-Example: look at the start of the text.
+Example: count lines by their meaning.
 ```repl
-print(len(context))
-print(context[:300])
+kinds = llm_map("Is this review positive or negative? Answer with one word.", context.splitlines())
+count = sum("positive" in k.lower() for k in kinds)
+print(count)
+FINAL(count)
 ```
 
 The context:

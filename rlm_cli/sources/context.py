@@ -24,12 +24,14 @@ import bisect
 import fnmatch
 import re
 import types
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["Chunk", "Context", "Hit"]
+__all__ = ["Chunk", "Context", "Hit", "Passage"]
 
 LINE_CAP = 500  # characters of a grep hit's line
+SHOWN_CAP = 240  # characters of a line that search or around shows: a few fit a small model's output cap
 ELLIPSIS = "…"
 _GLOB_CHARS = frozenset("*?[")
 
@@ -52,6 +54,22 @@ class Hit(NamedTuple):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+class Passage(NamedTuple):
+    """A run of lines that `search` ranked for a query: lines `line` to `end_line` of `path`."""
+
+    path: str
+    line: int
+    text: str
+    score: float
+    end_line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.text}"
+
+    def __repr__(self) -> str:
+        return f"<Passage {self.path}:{self.line}, score {self.score:.2f}>"
 
 
 class Chunk(str):
@@ -194,6 +212,42 @@ class Context(str):
         newline = self.rfind("\n", start, limit)
         return newline + 1 if newline != -1 else limit
 
+    # -- ranked search and reading around a place (additions to DESIGN.md's names) ------------
+
+    _search_index: Any = None
+
+    def search(self, query: str, k: int = 5, lines: int = 1) -> list[Passage]:
+        """The `k` runs of `lines` lines (one line by default) that best match the words of `query`,
+        best first (BM25), each line cut to SHOWN_CAP characters around its matching words.
+
+        Unlike grep it ranks: lines sharing more (and rarer) words with the query come first, so
+        the whole question can be the query; it returns nothing only when no word of it occurs.
+        """
+        if self._search_index is None or self._search_index.lines != lines:
+            self._search_index = _Bm25(self._passages(lines), lines)
+        return self._search_index.top(str(query), k)
+
+    def _passages(self, lines: int) -> list[tuple[str, int, str, int]]:
+        out: list[tuple[str, int, str, int]] = []
+        for index, path in enumerate(self._paths):
+            rows = self._text(index).splitlines()
+            for start in range(0, len(rows), max(1, lines)):
+                block = rows[start : start + max(1, lines)]
+                out.append((path, start + 1, "\n".join(block), start + len(block)))
+        return out
+
+    def around(self, where: Any, before: int = 2, after: int = 2, path: str | None = None) -> str:
+        """The numbered lines around a place: `where` is a hit or passage (.path, .line) or a line
+        number (in `path`, or the first file); long lines are cut to SHOWN_CAP characters."""
+        line = int(getattr(where, "line", where))
+        last = int(getattr(where, "end_line", line))
+        path = getattr(where, "path", path)
+        index = self._selected(path)[0] if path is not None else 0
+        rows = self._text(index).splitlines()
+        first = max(1, line - before)
+        shown = range(first, min(len(rows), last + after) + 1)
+        return "\n".join(f"{n}: {_shown_line(rows[n - 1], 0, len(rows[n - 1]), 0, SHOWN_CAP)}" for n in shown)
+
     # -- the code graph (DESIGN.md): answered by a CodeIndex the worker attaches -------------
 
     _code: Any = None
@@ -239,6 +293,68 @@ class Context(str):
         """The code graph as a networkx.MultiDiGraph (files, symbols; defines/contains/imports/calls)."""
         return self._code_index().graph
 
+_WORDS = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be been but by can could did do does for from had has have how i if in into is it its "
+    "of on or our so than that the their them then there these they this to was we were what when where which "
+    "who whom why will with would you your".split()
+)
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+def _terms(text: str) -> list[str]:
+    """Lower-cased words without stop words, a plural s dropped: the units BM25 counts."""
+    return [_stem(w) for w in _WORDS.findall(text.lower()) if w not in _STOP]
+
+
+class _Bm25:
+    """Okapi BM25 over passages, in the standard library (the worker imports nothing else)."""
+
+    K1, B = 1.5, 0.75
+
+    def __init__(self, passages: list[tuple[str, int, str, int]], lines: int) -> None:
+        self.lines = lines
+        self.passages = passages
+        self.postings: dict[str, list[tuple[int, int]]] = {}
+        self.lengths: list[int] = []
+        for i, (_, _, text, _) in enumerate(passages):
+            counts = Counter(_terms(text))
+            self.lengths.append(sum(counts.values()))
+            for term, n in counts.items():
+                self.postings.setdefault(term, []).append((i, n))
+        self.average = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
+
+    def top(self, query: str, k: int) -> list[Passage]:
+        import math
+
+        scores: dict[int, float] = {}
+        total = len(self.passages)
+        for term in set(_terms(query)):
+            posting = self.postings.get(term, [])
+            idf = math.log(1 + (total - len(posting) + 0.5) / (len(posting) + 0.5))
+            for i, n in posting:
+                norm = n + self.K1 * (1 - self.B + self.B * self.lengths[i] / (self.average or 1.0))
+                scores[i] = scores.get(i, 0.0) + idf * n * (self.K1 + 1) / norm
+        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(0, k)]
+        terms = set(_terms(query))
+        out = []
+        for i, score in best:
+            path, line, text, end = self.passages[i]
+            out.append(Passage(path, line, _clipped(text, terms), round(score, 3), end))
+        return out
+
+
+def _clipped(text: str, terms: set[str]) -> str:
+    """Each line of `text` cut to SHOWN_CAP characters around its first query word."""
+    rows = []
+    for row in text.split("\n"):
+        found = next((m.start() for m in _WORDS.finditer(row.lower()) if _stem(m.group(0)) in terms), 0)
+        rows.append(_shown_line(row, 0, len(row), found, SHOWN_CAP))
+    return "\n".join(rows)
+
 
 def _grep_text(
     regex: re.Pattern[str], path: str, text: str, hits: list[Hit], max_hits: int
@@ -266,14 +382,14 @@ def _grep_text(
         position = max(match.end(), line_end + 1)
 
 
-def _shown_line(text: str, start: int, end: int, found: int) -> str:
-    """The line, or for a very long one (minified code) a LINE_CAP window holding the match."""
+def _shown_line(text: str, start: int, end: int, found: int, cap: int = LINE_CAP) -> str:
+    """The line, or for a very long one (minified code) a `cap` window holding the match."""
     if end > start and text[end - 1] == "\r":
         end -= 1
-    if end - start <= LINE_CAP:
+    if end - start <= cap:
         return text[start:end]
-    left = max(start, min(found - LINE_CAP // 5, end - LINE_CAP))
-    right = left + LINE_CAP
+    left = max(start, min(found - cap // 5, end - cap))
+    right = left + cap
     return (ELLIPSIS if left > start else "") + text[left:right] + (ELLIPSIS if right < end else "")
 
 

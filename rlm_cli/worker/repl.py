@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rlm_cli.sources.context import Chunk, Context, Hit
+from rlm_cli.worker import llm_map as mapping
 from rlm_cli.worker.protocol import (
     MAX_BATCH,
     BlockingChannel,
@@ -44,6 +45,7 @@ RESERVED = (
     "FINAL",
     "FINAL_VAR",
     "SHOW_VARS",
+    "llm_map",
 )
 
 
@@ -333,6 +335,10 @@ class Repl:
                 raise ValueError(f"{len(texts)} prompts but {len(ctxs)} contexts")
             return _many(link.ask(texts, contexts=ctxs)) if texts else []
 
+        def llm_map(instruction: str, items: Iterable[object]) -> list[str]:
+            """One sub-model answer to `instruction` per item (lines, hits, chunks), asked in batches."""
+            return mapping.llm_map(llm_query_batched, instruction, items)
+
         def FINAL(answer: object, sources: object = None) -> None:
             """End the run with str(answer); `sources` are file:line references backing it."""
             link.gate.check("FINAL")
@@ -368,6 +374,7 @@ class Repl:
             "FINAL": FINAL,
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
+            "llm_map": llm_map,
         }
 
     def _user_variables(self) -> dict[str, Any]:
