@@ -244,7 +244,7 @@ def test_the_cli_exit_code_says_a_limit_or_a_model_error(scripted_server, tmp_pa
 
 
 def test_ctrl_c_keeps_finished_results_and_the_rerun_does_not_redo_them(scripted_server, tmp_path: Path) -> None:
-    server = scripted_server([FIND_CODE] * 12, root_latency=0.6)
+    server = scripted_server([FIND_CODE] * 12, root_latency=2.0)  # the other tasks take 10 s: time to interrupt
     tasks = write_tasks(tmp_path / "tasks.jsonl", notes(tmp_path, 6))
     out = tmp_path / "tasks.results.jsonl"
     proc = subprocess.Popen(
@@ -252,14 +252,14 @@ def test_ctrl_c_keeps_finished_results_and_the_rerun_does_not_redo_them(scripted
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
     )
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
+    while time.monotonic() < deadline and (not out.exists() or not out.read_text().strip()):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, stderr.decode()
     finished = [r["id"] for r in results(out)]
-    assert 2 <= len(finished) < 6 and all(r["status"] == "ok" for r in results(out))
+    assert 1 <= len(finished) < 6 and all(r["status"] == "ok" for r in results(out))
     before = len(server.root_requests())
 
     ran = run_rlm("batch", str(tasks), *server.cli_args(), "--jobs", "3")
