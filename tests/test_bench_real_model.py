@@ -25,7 +25,7 @@ def test_a_bench_slice_runs_to_the_end_with_the_local_model(
     monkeypatch.setenv("RLM_CACHE_DIR", str(shared_cache))
     ran = run_rlm("bench", "--family", "niah", "--sizes", "2k", "--method", "rlm", "--method", "auto",
                   "--model", "local", "--max-iterations", "3", "--timeout", "150", "--output", str(tmp_path / "out"),
-                  "--json", timeout=180)
+                  "--json", timeout=400)
 
     assert ran.code == 0, ran.stderr
     assert "Traceback" not in ran.stderr
