@@ -1,7 +1,8 @@
 """`rlm mcp`: the library API as an MCP server over stdio, for coding agents and editors.
 
-Tools: `ask` (a question about a file, directory or git URL, with the main options of `rlm ask`)
-and `inspect` (what the context would hold; no model call). Each `ask` goes through
+Tools: `ask` (a question about a file, directory or git URL, with the main options of `rlm ask`),
+`inspect` (what the context would hold; no model call), `runs` (recent runs) and `show` (one
+run's cells and answer, from its trajectory). Each `ask` goes through
 `Rlm.ask_async`, so the worker sandbox, budgets and trajectory are those of `rlm ask`; the
 server holds no keys beyond the environment it was started with. A run's events feed a
 `Progress` sink that sends MCP progress notifications (turns, sub-calls done/total); a cancelled
@@ -37,7 +38,7 @@ INSTRUCTIONS = """\
 rlm answers questions about inputs far larger than a model's context window (a big log, a book, \
 a whole repository) with a Recursive Language Model: the input lives in a sandboxed Python REPL \
 and a root model writes code to read it. Use `ask` for a question about a file, a directory or a \
-git URL; `inspect` shows what would be loaded, without a model call."""
+git URL; `inspect` shows what would be loaded, without a model call; `runs` lists recent runs and `show` replays one (its cells and answer)."""
 
 
 class Progress:
@@ -174,6 +175,40 @@ def build_server(defaults: ModelFlags = ModelFlags(), make_rlm: MakeRlm = Rlm) -
         except RlmError as exc:
             return _error(f"rlm: error: {exc}")
         return CallToolResult(content=[TextContent(type="text", text=found.as_text())], structured_content=found.as_json())
+
+    @server.tool(description="Recent runs, newest first: id, status, iterations, sub-calls, tokens, cost, models, sources, question.")
+    async def runs(
+        limit: Annotated[int, Field(ge=1, description="At most this many runs.")] = 20,
+        status: Annotated[str | None, Field(description="Only runs that ended so: ok, limit, error, interrupted.")] = None,
+        source: Annotated[str | None, Field(description="Only runs with a source containing this text.")] = None,
+    ) -> CallToolResult:
+        from rlm_cli.runs.listing import table
+        from rlm_cli.runs.store import list_runs, select
+
+        rows = list(select(await asyncio.to_thread(list_runs), status, source))[:limit]
+        text = table(rows) if rows else "no runs"
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content={"runs": [r.as_json() for r in rows]})
+
+    @server.tool(description="One recorded run: its question, each cell's code and output, and its answer. RUN is a run id, a trajectory path, or `last`.")
+    async def show(
+        run: Annotated[str, Field(description="A run id (see `runs`), a trajectory path, or `last`.")],
+    ) -> CallToolResult:
+        from rlm_cli.runs.records import read_run
+        from rlm_cli.runs.store import resolve
+
+        try:
+            trajectory = await asyncio.to_thread(lambda: read_run(resolve(run)))
+        except RlmError as exc:
+            return _error(f"rlm: error: {exc}")
+        start = trajectory.first("run_start") or {}
+        final = trajectory.last("final") or {}
+        end = trajectory.last("run_end") or {}
+        cells = [{"code": r.get("code"), "output": r.get("output")} for r in trajectory.records if r.get("type") == "cell" and not r.get("depth")]
+        replay = {"id": trajectory.id, "question": start.get("question"), "status": end.get("status", "interrupted"), "answer": final.get("answer"), "cells": cells}
+        parts = [f"run {trajectory.id}: {replay['status']}", f"question: {replay['question']}"]
+        parts += [f"--- cell {n}\n{c['code']}\n--- output\n{c['output']}" for n, c in enumerate(cells, 1)]
+        parts.append(f"answer: {replay['answer']}")
+        return CallToolResult(content=[TextContent(type="text", text="\n\n".join(parts))], structured_content=replay)
 
     return server
 

@@ -31,7 +31,7 @@ def test_the_prompt_sized_is_the_prompt_a_run_sends(scripted_server, tmp_path: P
     repo = _repo(tmp_path)
     server = scripted_server(["```repl\nFINAL('ok')\n```"], root_model="gpt-4o-mini")
     ran = run_rlm("ask", str(repo), "Where is the retry policy?", "--api-base", server.url,
-                  "--model", "openai/gpt-4o-mini", "-q")
+                  "--model", "openai/gpt-4o-mini", "--strategy", "rlm", "-q")
     assert ran.code == 0, ran.stderr
     system, first = server.root_requests()[0].messages[:2]
 

@@ -86,12 +86,18 @@ def test_tools_are_listed_and_ask_answers_with_progress(scripted_server, repo: P
     async def session() -> None:
         async with connected(server) as client:
             tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-            assert set(tools) == {"ask", "inspect"}
+            assert set(tools) == {"ask", "inspect", "runs", "show"}
             assert {"source", "question", "model", "max_iterations", "schema", "cite"} <= set(tools["ask"].input_schema["properties"])
             result = await client.call_tool("ask", {"source": str(repo), "question": "Where is load_config?"}, progress_callback=on_progress)
             assert not result.is_error, result.content
             assert result.content[0].text == "config.py"
             assert result.structured_content is not None and result.structured_content["status"] == "ok"
+            listed = await client.call_tool("runs", {})
+            assert listed.structured_content is not None
+            assert [r["question"] for r in listed.structured_content["runs"]] == ["Where is load_config?"]
+            shown = await client.call_tool("show", {"run": "last"})
+            assert shown.structured_content is not None and not shown.is_error
+            assert (shown.structured_content["answer"], len(shown.structured_content["cells"])) == ("config.py", 2)
 
     asyncio.run(session())
     assert [done for done, _ in progress] == sorted({done for done, _ in progress}), "progress only goes up"
@@ -109,7 +115,8 @@ def test_a_missing_source_is_a_tool_error(scripted_server, tmp_path: Path) -> No
             assert result.content[0].text == f"rlm: error: no such file or directory: {tmp_path / 'nope'}"
             inspected = await client.call_tool("inspect", {"source": str(tmp_path / "nope")})
             assert inspected.is_error
-            assert len((await client.list_tools()).tools) == 2  # the server is still there
+            assert (await client.call_tool("show", {"run": "nope"})).is_error
+            assert len((await client.list_tools()).tools) == 4  # the server is still there
 
     asyncio.run(session())
 
@@ -142,7 +149,7 @@ def test_a_cancelled_call_stops_its_run_and_leaves_nothing_behind(scripted_serve
                 await asyncio.sleep(0.2)
             assert workers_under(me) == []
             assert cgroups_of(host) == [], "the worker's cgroup is removed"
-            assert len((await client.list_tools()).tools) == 2  # the server goes on serving
+            assert len((await client.list_tools()).tools) == 4  # the server goes on serving
 
     asyncio.run(session())
     assert len(server.root_requests()) == 1

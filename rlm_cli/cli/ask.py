@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -113,6 +113,7 @@ def ask(
         )
         if dry_run:
             _dry_run(request, as_json, output)
+            return
         view = None if quiet else console_trace()
         try:
             result = Rlm(sinks=[view] if view else []).ask(request)
@@ -130,14 +131,13 @@ def ask(
         conclude(result)
 
 
-def _dry_run(request: AskRequest, as_json: bool, output: Path | None) -> NoReturn:
-    """`--dry-run`: the figures (or their JSON object) where the answer would go; exit 0."""
+def _dry_run(request: AskRequest, as_json: bool, output: Path | None) -> None:
+    """`--dry-run`: the figures (or their JSON object) where the answer would go."""
     from rlm_cli.api import Rlm
     from rlm_cli.dryrun import dry_run
 
     report = dry_run(request, Rlm().settings(request.models))
     _write(output, (json.dumps(report.as_json(), ensure_ascii=False) if as_json else report.as_text()) + "\n")
-    raise typer.Exit(0)
 
 
 def _write(path: Path | None, text: str) -> None:

@@ -14,7 +14,7 @@ def mcp(
     api_base: ApiBase = None,
     sub_api_base: SubApiBase = None,
 ) -> None:
-    """An MCP server over stdio (tools: ask, inspect). The model options are defaults for calls that name none.
+    """An MCP server over stdio (tools: ask, inspect, runs, show). The model options are defaults for calls that name none.
 
     Register it in an MCP client as the command `rlm mcp`; it needs the `mcp` extra (pip install 'rlm-cli[mcp]').
     """

@@ -89,7 +89,7 @@ class ExecuteReply(Message):
     restored: list[str] = field(default_factory=list)  # reserved names the cell overwrote
     duration_s: float = 0.0
     final_json: str | None = None  # a dict or list answer, as JSON text (for --schema)
-    sources: list[str | dict[str, str | int]] | None = None  # FINAL(answer, sources=[...]): str or {path, line, quote}
+    sources: list[str | dict[str, str | int]] | None = None  # FINAL(answer, sources=[...]): "path:line quote" or {path, line, quote}
 
 
 @dataclass(frozen=True)
