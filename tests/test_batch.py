@@ -145,7 +145,9 @@ def test_tasks_run_concurrently_each_gets_its_answer_and_trajectory(tmp_path: Pa
 
 
 def test_every_task_shares_one_sub_call_limiter_per_provider(tmp_path: Path) -> None:
-    code = repl("FINAL(str(len(llm_query_batched([f'p{i}' for i in range(8)]))))")
+    # Prompts of their own per task (the question is in them), so the cross-run sub-call cache
+    # that the tasks share does not answer any of them.
+    code = repl("FINAL(str(len(llm_query_batched([f'{context.split()[4]} p{i}' for i in range(8)]))))")
     root = Scripted("root", answer=lambda prompt: code)
     sub = Scripted("sub", latency=0.1)
     summary, _, _ = run_batch(tmp_path, Models(root, sub), notes(tmp_path, 4), jobs=4, concurrency=3)
