@@ -353,3 +353,11 @@ def test_worker_limits_from_the_environment_use_the_same_grammar(tmp_path: Path)
     assert Policy.for_context(tmp_path, 0, {"RLM_WORKER_MEMORY": "unlimited"}).memory_bytes is None
     with pytest.raises(UsageError, match="RLM_WORKER_MEMORY: not a size"):
         Policy.for_context(tmp_path, 0, {"RLM_WORKER_MEMORY": "lots"})
+
+
+def test_llm_map_without_items_is_one_question(notes: Path, tmp_path: Path) -> None:
+    """Small models write llm_map(question + text) when they mean llm_query; that must not stall."""
+    root = Scripted("root", [repl("FINAL(llm_map('What is the code? the code is 7481'))")])
+    sub = Scripted("sub", answer=lambda prompt: "7481" if "code is 7481" in prompt else "?")
+    result = rlm_with(Models(root, sub), ListSink(), tmp_path).ask(ask(notes))
+    assert (result.answer, result.subcalls) == ("7481", 1)

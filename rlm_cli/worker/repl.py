@@ -335,8 +335,14 @@ class Repl:
                 raise ValueError(f"{len(texts)} prompts but {len(ctxs)} contexts")
             return _many(link.ask(texts, contexts=ctxs)) if texts else []
 
-        def llm_map(instruction: str, items: Iterable[object]) -> list[str]:
-            """One sub-model answer to `instruction` per item (lines, hits, chunks), asked in batches."""
+        def llm_map(instruction: str, items: Iterable[object] | None = None) -> list[str] | str:
+            """One sub-model answer to `instruction` per item (lines, hits, chunks), asked in batches.
+
+            Without items it is `llm_query(instruction)`: small models reach for llm_map when they
+            mean one question about the text they pasted in, and an error there ends in a stall.
+            """
+            if items is None:
+                return llm_query(instruction)
             return mapping.llm_map(llm_query_batched, instruction, items)
 
         def FINAL(answer: object, sources: object = None) -> None:
