@@ -69,6 +69,24 @@ def run_rlm(*args: str, input: str | bytes | None = None, env: dict[str, str] | 
     return Ran(proc.returncode, proc.stdout.decode(), proc.stderr.decode(), time.monotonic() - started)
 
 
+FAST = {"RLM_RETRY_BASE_DELAY": "0.01"}  # provider-fault tests need retries, not their waits
+
+
+def ask_traced(server: Any, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[Ran, list[dict]]:
+    """`rlm ask` of a one-line file against `server`, with the trajectory's records."""
+    source = tmp_path / "in.txt"
+    if not source.exists():
+        source.write_text("0123456789\n")
+    trace = tmp_path / "t.jsonl"
+    ran = run_rlm("ask", str(source), "q?", *server.cli_args(), "--trace", str(trace), *extra, env={**FAST, **(env or {})})
+    records = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+    return ran, records
+
+
+def of_type(records: list[dict], kind: str) -> list[dict]:
+    return [r for r in records if r["type"] == kind]
+
+
 @pytest.fixture(name="rlm")
 def _rlm() -> Callable[..., Ran]:
     return run_rlm

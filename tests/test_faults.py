@@ -17,30 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Ran, run_rlm
+from conftest import FAST, of_type, run_rlm
+from conftest import ask_traced as ask
 from scripted_server import Fault, _error_json, last_user_text
 
 from rlm_cli.worker.sandbox import descendants
 
-FAST = {"RLM_RETRY_BASE_DELAY": "0.01"}
-
 
 def repl(code: str) -> str:
     return f"```repl\n{code}\n```"
-
-
-def ask(server: Any, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[Ran, list[dict]]:
-    source = tmp_path / "in.txt"
-    if not source.exists():
-        source.write_text("0123456789\n")
-    trace = tmp_path / "t.jsonl"
-    ran = run_rlm("ask", str(source), "q?", *server.cli_args(), "--trace", str(trace), *extra, env={**FAST, **(env or {})})
-    records = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
-    return ran, records
-
-
-def of_type(records: list[dict], kind: str) -> list[dict]:
-    return [r for r in records if r["type"] == kind]
 
 
 def test_429_waits_for_retry_after(scripted_server, tmp_path: Path) -> None:

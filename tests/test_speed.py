@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import Ran, run_rlm
+from conftest import FAST, Ran, ask_traced, of_type, run_rlm
 from scripted_server import Fault
 
 from rlm_cli.concurrency import AdaptiveLimiter
@@ -69,23 +69,6 @@ def test_the_answer_is_printed_and_the_exit_code_kept_by_the_fast_exit(scripted_
 
 
 # -- per-request deadline and fault labels (issue 9, items 10 and 11) ---------------------------
-
-FAST = {"RLM_RETRY_BASE_DELAY": "0.01"}
-
-
-def ask_traced(server: Any, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[Ran, list[dict]]:
-    source = tmp_path / "in.txt"
-    if not source.exists():
-        source.write_text("0123456789\n")
-    trace = tmp_path / "t.jsonl"
-    ran = run_rlm("ask", str(source), "q?", *server.cli_args(), "--trace", str(trace), *extra, env={**FAST, **(env or {})})
-    records = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
-    return ran, records
-
-
-def of_type(records: list[dict], kind: str) -> list[dict]:
-    return [r for r in records if r["type"] == kind]
-
 
 def test_a_trickled_reply_is_cut_at_the_request_deadline_and_retried(scripted_server, tmp_path: Path) -> None:
     # One byte every 0.2 s: no gap reaches the 1 s timeout, the whole reply would take minutes.
