@@ -23,7 +23,7 @@ from rlm_cli.budget import Budget, Limits
 from rlm_cli.codegraph import build_code_index
 from rlm_cli.dryrun.prices import ModelPrice, TokenCount, count_tokens, price_for, warm_up
 from rlm_cli.engine import prompt_code_summary, sub_chars_for
-from rlm_cli.loop.prompts import profile_for, system_prompt
+from rlm_cli.loop.prompts import OPENING_OUTPUT_CHARS, first_turn, opens_with_search, profile_for, system_prompt
 from rlm_cli.sources.context import Context
 from rlm_cli.sources.loader import LoadedSources, Skipped
 from rlm_cli.sources.summary import ContextSummary
@@ -158,8 +158,8 @@ def plan(
     tokens = count_tokens(text, model)
     profile = profile_for(model, profile_name)
     sub_chars = sub_chars_for(sub.max_input_tokens)
-    hint = profile.code_hint if describe.code else ""
-    first = profile.first_turn.format(question=question, budget=Budget(limits).summary(1), code_hint=hint)
+    opening = f"[the opening search's passages, up to {OPENING_OUTPUT_CHARS:,} characters]" if opens_with_search(profile, question) else ""
+    first = first_turn(profile, question, Budget(limits).summary(1), code=describe.code is not None, opening=opening)
     prompt = system_prompt(profile, model, describe, sub_chars) + "\n" + first
     prompt_tokens = count_tokens(prompt, model)
 

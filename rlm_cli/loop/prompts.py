@@ -66,13 +66,64 @@ OUTPUT_TURN = """\
 
 [{budget}] Continue: write the next ```repl block, or call FINAL(...) in code if you have the answer."""
 
-# Small models forget the question and copy the first example forever unless each turn says
-# what to do next.
-SMALL_FIRST_TURN = """\
+# The cell the loop runs for a small model before its first turn: the search it would write
+# first anyway, with the lines around each passage, so its first turn can already answer.
+OPENING_CODE = """\
+for hit in context.search({question}, k={k}):
+    print(context.around(hit, 1, 2))
+    print("--")"""
+OPENING_PASSAGES = 6
+OPENING_OUTPUT_CHARS = 4_000
+
+SMALL_OPENED_FIRST_TURN = """\
 Question: {question}
 
-[{budget}] Write one ```repl block that searches `context` for what the question asks and prints \
-what it finds. To count or classify lines by their meaning, use llm_map over context.splitlines().{code_hint}"""
+The lines of the text that best match the question's words (found with context.search; the \
+number before each line is its line number):
+{opening}
+
+[{budget}] If these lines answer the question, reply with one ```repl block that calls \
+FINAL(answer) with the answer taken from them. If they do not, write one ```repl block that looks \
+further: context.search with other words, or llm_map over context.chunks() to ask the helper about \
+every piece.{code_hint}"""
+
+# Questions answered by judging every item, not by finding one passage: counts and frequencies.
+# A small model greps the category's name for these; the turn hands it the one block that works.
+AGGREGATE = re.compile(
+    r"\b(how many|how often|number of|count the|most (common|frequent|often)|least (common|frequent|often)"
+    r"|proportion|percentage)\b",
+    re.IGNORECASE,
+)
+_BY_LABEL = re.compile(r"\b(most|least)\b", re.IGNORECASE)
+
+SMALL_AGGREGATE_FIRST_TURN = """\
+Question: {question}
+
+[{budget}] To answer this, the helper must judge every line on its own. Run this block as it is:
+```repl
+from collections import Counter
+lines = [line for line in context.splitlines() if line.strip()]
+instruction = {instruction}
+answers = llm_map(instruction, lines)
+{tally}
+```
+Then call FINAL with the result it prints."""
+
+JUDGE_COUNT = (
+    "A question about a whole text: {question}\nYou see one line of the text. Does this line count toward"
+    " the answer? Answer yes or no."
+)
+TALLY_COUNT = 'count = sum(a.strip().lower().startswith("yes") for a in answers)\nprint(count)'
+JUDGE_LABEL = (
+    "A question about a whole text: {question}\nYou see one line of the text. Which category does this"
+    " line belong to? Answer with the category only."
+)
+TALLY_LABEL = "print(Counter(a.strip().lower() for a in answers).most_common())"
+
+
+def is_aggregate(question: str) -> bool:
+    return bool(AGGREGATE.search(question))
+
 
 SMALL_CODE_HINT = (
     " The text is source code: for a question about functions, classes or calls, use"
@@ -87,6 +138,35 @@ Question: {question}
 [{budget}] Write the next ```repl block. Do not repeat code you already ran. If the output \
 above shows the answer, call FINAL(answer) now. If it found nothing, use other words, or llm_map \
 over context.chunks(). If it printed nothing, print what you computed."""
+
+# After a cell that found nothing: small models otherwise run it again. The suggested scan is
+# the move they miss (the text says it in other words); {question} is a Python string literal.
+SMALL_NOTHING_TURN = """\
+Your code printed:
+{outputs}
+
+That found nothing. The text may say it in other words, so ask the helper about every piece of \
+the text. Run this:
+```repl
+answers = llm_map({question} + " Answer from this text only, or say NONE.", context.chunks(max_chars={chunk_chars}))
+found = [a for a in answers if "NONE" not in a.upper()]
+print(found)
+```
+Question: {question_text}
+[{budget}] Then call FINAL with the answer it prints."""
+
+SMALL_STILL_NOTHING_TURN = """\
+Your code printed:
+{outputs}
+
+That found nothing either. Question: {question_text}
+[{budget}] Try other words with context.search, or call FINAL with your best answer."""
+
+UNSUPPORTED_TURN = """\
+Your code called FINAL({answer}), but nothing your code printed shows that answer, so it may be a \
+guess. Write one ```repl block that prints the lines that support it (for example with \
+context.search or context.grep), or finds the right answer, and then call FINAL again.
+Question: {question_text}"""
 
 REPEATED = "[you already ran exactly this code before; its result is the same. Do something different.]"
 
@@ -141,8 +221,9 @@ You can use:
 has them all; each has .line and .text. context.around(hit): the numbered lines around a hit.
 - context.chunks(max_chars={chunk_chars}): the text cut into pieces.
 - llm_query(prompt): ask a helper model about a piece of text of at most {sub_chars} characters.
-- llm_map(instruction, items): ask the helper the same thing about every item (lines or pieces), \
-in batches; returns one answer per item, in order.
+- llm_map(instruction, items): ask the helper the same thing about each item on its own (lines \
+or pieces), in batches; returns one answer per item, in order. The instruction is about one item, \
+e.g. "Is this line an error? Answer yes or no."
 - FINAL(answer): give your final answer. This ends the work.
 {code}
 Rules:
@@ -166,7 +247,7 @@ for h in context.search("refund policy for damaged items"):
 Example: let the helper answer from the lines found.
 ```repl
 hits = context.search("when does the store open on sundays")
-found = "\\n".join(h.text for h in hits)
+found = "\\n".join(context.around(h) for h in hits)
 answer = llm_query("When does the store open on Sundays? Answer from these lines only, or say NONE.\\n" + found)
 print(answer)
 ```
@@ -237,6 +318,13 @@ class PromptProfile:
     output_turn: str = OUTPUT_TURN
     code_tools: str = CODE_TOOLS
     code_hint: str = ""  # added to the first turn when the context holds code
+    # Steering for models that need it (loop/grounding.py): the turn after a cell that found
+    # nothing (None: the usual turn), and whether a FINAL nothing printed supports gets one more look.
+    nothing_turn: str | None = None
+    grounded: bool = False
+    max_repeats: int = 2  # cells re-run verbatim before the model is asked for its answer
+    opening: bool = False  # the loop runs OPENING_CODE before the first turn, which shows its output
+    aggregate_turn: str | None = None  # the first turn for a count or frequency question
 
 
 FRONTIER = PromptProfile(name="frontier", system=SYSTEM, max_output_chars=10_000)
@@ -247,10 +335,15 @@ SMALL = PromptProfile(
     max_output_chars=2_000,
     full_turns=2,
     max_chunk_chars=8_000,
-    first_turn=SMALL_FIRST_TURN,
+    first_turn=SMALL_OPENED_FIRST_TURN,
     output_turn=SMALL_OUTPUT_TURN,
     code_tools=SMALL_CODE_TOOLS,
     code_hint=SMALL_CODE_HINT,
+    nothing_turn=SMALL_NOTHING_TURN,
+    grounded=True,
+    max_repeats=1,
+    opening=True,
+    aggregate_turn=SMALL_AGGREGATE_FIRST_TURN,
 )
 
 # Parameter counts in model names: "qwen2.5-coder-1.5b", "llama-3.2-3b-instruct", "phi3:3.8b".
@@ -309,11 +402,40 @@ def describe_context(summary: ContextSummary) -> str:
     return "\n".join(lines)
 
 
+def first_turn(profile: PromptProfile, question: str, budget: str, *, code: bool, opening: str = "") -> str:
+    """The first user turn: the question, and (profiles with an opening) what the opening cell
+    printed, or for a count or frequency question the block that judges every line."""
+    if profile.aggregate_turn is not None and is_aggregate(question):
+        by_label = bool(_BY_LABEL.search(question))
+        return profile.aggregate_turn.format(
+            question=question,
+            budget=budget,
+            instruction=repr((JUDGE_LABEL if by_label else JUDGE_COUNT).format(question=question)),
+            tally=TALLY_LABEL if by_label else TALLY_COUNT,
+        )
+    hint = profile.code_hint if code else ""
+    return profile.first_turn.format(question=question, budget=budget, code_hint=hint, opening=opening)
+
+
+def opens_with_search(profile: PromptProfile, question: str) -> bool:
+    """Whether the loop runs the opening search first: not for questions the aggregate turn takes."""
+    return profile.opening and not (profile.aggregate_turn is not None and is_aggregate(question))
+
+
+def opening_code(question: str) -> str:
+    return OPENING_CODE.format(question=repr(question), k=OPENING_PASSAGES)
+
+
+def chunk_chars(profile: PromptProfile, sub_chars: int) -> int:
+    """The chunk size the prompts suggest: three quarters of a sub-call, in thousands, at most the profile's."""
+    return min(profile.max_chunk_chars, max(1000, sub_chars * 3 // 4 // 1000 * 1000))
+
+
 def system_prompt(profile: PromptProfile, model: str, summary: ContextSummary, sub_chars: int) -> str:
     return profile.system.format(
         code=profile.code_tools if summary.code else "",
         guidance=guidance_for(model),
         description=describe_context(summary),
         sub_chars=f"{sub_chars:,}",
-        chunk_chars=f"{min(profile.max_chunk_chars, max(1000, sub_chars * 3 // 4 // 1000 * 1000))}",
+        chunk_chars=chunk_chars(profile, sub_chars),
     )

@@ -12,14 +12,22 @@ from dataclasses import dataclass
 from rlm_cli.answers import AnswerCheck, FinalAnswer, Verdict
 from rlm_cli.budget import Budget
 from rlm_cli.events import Cell, CellStart, Message, RootResponse, Sink, Usage
+from rlm_cli.loop.grounding import found_nothing, not_found, supported
 from rlm_cli.loop.parsing import code_blocks, prose
 from rlm_cli.loop.prompts import (
     LAST_TURN,
     NO_CODE_TURN,
+    OPENING_OUTPUT_CHARS,
     REPEATED,
+    SMALL_STILL_NOTHING_TURN,
     STALLED_TURN,
     SUBCALLS_SPENT_TURN,
+    UNSUPPORTED_TURN,
     PromptProfile,
+    chunk_chars,
+    first_turn,
+    opening_code,
+    opens_with_search,
     system_prompt,
 )
 from rlm_cli.model_client import ModelClient
@@ -45,7 +53,6 @@ class LoopResult:
 
 
 OLD_OUTPUT_CHARS = 400
-MAX_REPEATS = 2  # cells re-run verbatim before the model is asked for its answer
 
 
 def compacted(messages: list[dict[str, str]], full_turns: int | None) -> list[dict[str, str]]:
@@ -64,6 +71,12 @@ def compacted(messages: list[dict[str, str]], full_turns: int | None) -> list[di
         else m
         for i, m in enumerate(messages)
     ]
+
+
+def _short(answer: str, limit: int = 200) -> str:
+    """An answer as a Python literal, cut to `limit` characters for a prompt."""
+    text = repr(answer)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class RootLoop:
@@ -92,6 +105,9 @@ class RootLoop:
         self._parent = parent
         self._check = check
         self._corrections = 1  # turns a FINAL that fails the check gets to mend it
+        self._looks = 1  # turns a FINAL nothing printed supports gets (grounded profiles)
+        self._scan_suggested = False  # the nothing turn was shown (it suggests a scan once)
+        self._printed: list[str] = []  # every cell output the model was shown
         self._cell_id = 0
         self.iterations = 0  # root turns whose reply was acted on; read after a failure too
         self.usage = Usage()
@@ -101,7 +117,7 @@ class RootLoop:
         system = system_prompt(self._profile, self._client.model, self._worker.summary, self._sub_chars)
         messages: list[dict[str, str]] = []
         self._send(messages, "system", system, 1)
-        self._send(messages, "user", self._first_turn(question), 1)
+        self._send(messages, "user", await self._first_turn(question), 1)
         ran: set[str] = set()
         repeats = 0
         # Once a limit is reached the model gets one last turn; what it answers then is the best
@@ -128,9 +144,11 @@ class RootLoop:
             self.iterations = iteration
             refused = self._budget.subcalls_refused
             shown: list[str] = []
+            nothing: list[bool] = []  # per block: it found nothing
             correction: str | None = None
             for number, code in enumerate(blocks, 1):
                 outcome, feedback = await self._run_cell(code, iteration)
+                self._printed.append(feedback)
                 if outcome.final is not None:
                     verdict = self._verdict(outcome)
                     if verdict is not None and verdict.errors:
@@ -140,9 +158,14 @@ class RootLoop:
                             break
                         why = "the answer does not satisfy --schema: " + "; ".join(verdict.errors)
                         return LoopResult(outcome.final, "limit", self.iterations, why, self.usage, verdict)
+                    look = None if last_chance else self._second_look(outcome.final, feedback, question, iteration)
+                    if look is not None:
+                        correction = look
+                        break
                     if forced is None and self._budget.subcalls_refused > refused:
                         forced = self._budget.subcall_limit_text()
                     return self._result(outcome.final, None if stalled else forced, verdict)
+                nothing.append(found_nothing(feedback))
                 if code.strip() in ran:
                     repeats += 1
                     feedback = f"{feedback}\n{REPEATED}"
@@ -150,26 +173,59 @@ class RootLoop:
                 shown.append(f"[block {number} of {len(blocks)}]\n{feedback}" if len(blocks) > 1 else feedback)
             self._budget.check_cost()
             if correction is not None:
-                messages.append({"role": "user", "content": cut + correction})
+                self._send(messages, "user", cut + correction, iteration + 1)
                 continue
             if last_chance:
                 break
             outputs = "\n\n".join(shown)
+            empty = self._profile.nothing_turn is not None and bool(nothing) and all(nothing)
             if self._budget.subcalls_refused > refused:
                 forced = self._budget.subcall_limit_text()
                 turn = f"{outputs}\n\n{SUBCALLS_SPENT_TURN}"
-            elif repeats >= MAX_REPEATS:
-                forced, stalled = "stopped after the model repeated the same code", True
-                turn = f"{outputs}\n\n{STALLED_TURN}"
             elif iteration >= limits.max_iterations:
                 forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
+            elif empty and not self._scan_suggested:
+                turn = self._nothing_turn(outputs, question, iteration)
+            elif repeats >= self._profile.max_repeats:
+                forced, stalled = "stopped after the model repeated the same code", True
+                turn = f"{outputs}\n\n{STALLED_TURN}"
+            elif empty:
+                turn = self._nothing_turn(outputs, question, iteration)
             else:
                 turn = self._profile.output_turn.format(
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
                 )
             self._send(messages, "user", cut + turn, iteration + 1)
         return self._result(None, forced or "iteration limit reached")
+
+    def _nothing_turn(self, outputs: str, question: str, iteration: int) -> str:
+        """The turn after cells that found nothing: a scan of every piece the first time, then other words."""
+        template = SMALL_STILL_NOTHING_TURN if self._scan_suggested else self._profile.nothing_turn
+        self._scan_suggested = True
+        return (template or SMALL_STILL_NOTHING_TURN).format(
+            outputs=outputs,
+            question=repr(question),
+            question_text=question,
+            chunk_chars=chunk_chars(self._profile, self._sub_chars),
+            budget=self._budget.summary(iteration + 1),
+        )
+
+    def _second_look(self, answer: str, feedback: str, question: str, iteration: int) -> str | None:
+        """The turn a grounded profile's FINAL gets instead of ending the run, once: a "not found"
+        before any scan is told to scan; an answer nothing printed shows is asked for its evidence."""
+        if not self._profile.grounded or not self._looks:
+            return None
+        if not_found(answer):
+            if self._scan_suggested:
+                return None
+            self._looks -= 1
+            said = f"{feedback}\n[FINAL({_short(answer)}) did not end the run: nothing was found yet]"
+            return self._nothing_turn(said, question, iteration)
+        if supported(answer, "\n".join(self._printed)):
+            return None
+        self._looks -= 1
+        return f"{feedback}\n\n" + UNSUPPORTED_TURN.format(answer=_short(answer), question_text=question)
 
     def _result(self, answer: str | None, forced: str | None, verdict: Verdict | None = None) -> LoopResult:
         status = "ok" if forced is None else "limit"
@@ -187,9 +243,13 @@ class RootLoop:
         messages.append({"role": role, "content": content})
         self._sink.emit(Message(role, content, iteration, self._depth, self._parent))
 
-    def _first_turn(self, question: str) -> str:
-        hint = self._profile.code_hint if self._worker.summary.code else ""
-        turn = self._profile.first_turn.format(question=question, budget=self._budget.summary(1), code_hint=hint)
+    async def _first_turn(self, question: str) -> str:
+        opening = ""
+        if opens_with_search(self._profile, question):
+            _, opening = await self._run_cell(opening_code(question), 0, OPENING_OUTPUT_CHARS)
+            self._printed.append(opening)
+        code = self._worker.summary.code is not None
+        turn = first_turn(self._profile, question, self._budget.summary(1), code=code, opening=opening)
         return f"{turn}\n\n{self._check.instructions()}" if self._check is not None else turn
 
     async def _ask(self, messages: list[dict[str, str]], iteration: int) -> tuple[str, bool]:
@@ -204,7 +264,8 @@ class RootLoop:
         )
         return completion.text, completion.finish_reason == "length"
 
-    async def _run_cell(self, code: str, iteration: int) -> tuple[CellOutcome, str]:
+    async def _run_cell(self, code: str, iteration: int, max_output_chars: int | None = None) -> tuple[CellOutcome, str]:
+        """Run one cell (iteration 0: the loop's own opening cell) and the feedback the model is shown."""
         self._cell_id += 1
         cell_id = self._cell_id
         self._sink.emit(CellStart(cell_id, iteration, code, self._depth, self._parent))
@@ -220,7 +281,7 @@ class RootLoop:
             cell_id,
             code,
             timeout=self._cell_timeout(),
-            max_output_chars=self._profile.max_output_chars,
+            max_output_chars=max_output_chars or self._profile.max_output_chars,
             on_llm=on_llm,
         )
         feedback = self._feedback(outcome)

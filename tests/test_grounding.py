@@ -1,0 +1,122 @@
+"""How the loop steers a small root model: after a cell that found nothing, and at a FINAL that
+nothing printed supports (loop/grounding.py), in process with a fake model and the real worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rlm_cli.api import AskRequest, Inputs, Limits, ModelFlags
+from rlm_cli.events import Cell
+from rlm_cli.loop.grounding import found_nothing, not_found, supported
+from tests.test_api import ListSink, Models, Scripted, repl, rlm_with
+
+SMALL_ROOT = "qwen2.5-1.5b"  # a name the small profile is chosen for
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("alpha\nthe code is 7481\nomega\n")
+    return path
+
+
+def ask(notes: Path, root: str = SMALL_ROOT) -> AskRequest:
+    return AskRequest(Inputs((str(notes),)), "What is the code?", ModelFlags(root, "sub"), Limits(max_iterations=6))
+
+
+def test_a_final_nothing_printed_shows_gets_one_more_look(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, [
+        repl("x = 1"),
+        repl("FINAL('9999')"),
+        repl("print(context.grep('code is')[0].text)\nFINAL('7481')"),
+    ])
+    result = rlm_with(Models(root), ListSink(), tmp_path).ask(ask(notes))
+
+    assert (result.answer, result.status, result.iterations) == ("7481", "ok", 3)
+    assert "FINAL('9999'), but nothing your code printed shows that answer" in root.seen[2][-1]["content"]
+
+
+def test_a_final_the_outputs_support_ends_the_run_at_once(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, [repl("print(context.grep('code is')[0].text)"), repl("FINAL('7481')")])
+    result = rlm_with(Models(root), ListSink(), tmp_path).ask(ask(notes))
+    assert (result.answer, result.iterations) == ("7481", 2)
+
+
+def test_the_second_look_is_given_once_and_only_to_grounded_profiles(notes: Path, tmp_path: Path) -> None:
+    small = Scripted(SMALL_ROOT, [repl("FINAL('9999')"), repl("FINAL('1234')")])
+    assert rlm_with(Models(small), ListSink(), tmp_path).ask(ask(notes)).answer == "1234"
+    frontier = Scripted("gpt-4o", [repl("FINAL('9999')")])
+    assert rlm_with(Models(frontier), ListSink(), tmp_path).ask(ask(notes, "gpt-4o")).answer == "9999"
+
+
+def test_a_cell_that_found_nothing_is_followed_by_a_scan_of_every_piece_then_by_other_words(
+    notes: Path, tmp_path: Path
+) -> None:
+    root = Scripted(SMALL_ROOT, [
+        repl("print(context.grep('password'))"),
+        repl("print([])"),
+        repl("print(context.grep('code is')[0].text)\nFINAL('7481')"),
+    ])
+    result = rlm_with(Models(root), ListSink(), tmp_path).ask(ask(notes))
+
+    scan = root.seen[1][-1]["content"]
+    assert "That found nothing" in scan
+    assert "answers = llm_map('What is the code?' + \" Answer from this text only, or say NONE.\"" in scan
+    assert "context.chunks(max_chars=" in scan
+    assert "That found nothing either" in root.seen[2][-1]["content"]
+    assert result.iterations == 3
+
+
+def test_not_found_before_any_scan_is_sent_to_scan(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, [repl("FINAL('not found')"), repl("FINAL('still not found')")])
+    result = rlm_with(Models(root), ListSink(), tmp_path).ask(ask(notes))
+
+    assert "did not end the run: nothing was found yet" in root.seen[1][-1]["content"]
+    assert "llm_map(" in root.seen[1][-1]["content"]
+    assert (result.answer, result.iterations) == ("still not found", 2)
+
+
+@pytest.mark.parametrize(
+    ("output", "nothing"),
+    [("(no output)", True), ("NONE", True), ("[]", True), ("['NONE', 'NONE']", True), ("0", True),
+     ("7481", False), ("the code is 7481", False)],
+)
+def test_found_nothing(output: str, nothing: bool) -> None:
+    assert found_nothing(output) is nothing
+
+
+def test_support_needs_every_number_and_most_words() -> None:
+    assert supported("2027-06-20", "is scheduled for 2027-06-20.")
+    assert supported("chef Ngozi Okafor", "cooked by chef Ngozi Okafor at the gala")
+    assert not supported("exit code 3", "5 | a limit ended the run")
+    assert not supported("Lisbon", "the offsite is in Kyoto")
+    assert not_found("The text does not say; not mentioned.") and not not_found("7481")
+
+
+def test_a_small_model_first_sees_what_the_opening_search_found(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, [repl("FINAL('7481')")])
+    sink = ListSink()
+    result = rlm_with(Models(root), sink, tmp_path).ask(ask(notes))
+
+    opening = sink.of(Cell)[0]
+    assert opening.iteration == 0 and "context.search('What is the code?'" in opening.code
+    assert "2: the code is 7481" in root.seen[0][-1]["content"]  # numbered lines around the passage
+    assert (result.answer, result.iterations) == ("7481", 1)  # the answer it showed is supported
+    frontier = Scripted("gpt-4o", [repl("FINAL('7481')")])
+    frontier_sink = ListSink()
+    rlm_with(Models(frontier), frontier_sink, tmp_path).ask(ask(notes, "gpt-4o"))
+    assert [c.iteration for c in frontier_sink.of(Cell)] == [1]
+
+
+def test_a_count_question_gets_the_block_that_judges_every_line_and_no_search(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, [repl("FINAL('0')")])
+    sink = ListSink()
+    request = AskRequest(Inputs((str(notes),)), "How many lines name a Greek letter?", ModelFlags(SMALL_ROOT, "sub"))
+    rlm_with(Models(root), sink, tmp_path).ask(request)
+
+    first = root.seen[0][-1]["content"]
+    assert "answers = llm_map(instruction, lines)" in first and "How many lines name a Greek letter?" in first
+    assert "Does this line count toward the answer?" in first
+    assert sink.of(Cell)[0].iteration == 1  # the opening search did not run
