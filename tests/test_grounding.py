@@ -120,3 +120,13 @@ def test_a_count_question_gets_the_block_that_judges_every_line_and_no_search(no
     assert "answers = llm_map(instruction, lines)" in first and "How many lines name a Greek letter?" in first
     assert "Does this line count toward the answer?" in first
     assert sink.of(Cell)[0].iteration == 1  # the opening search did not run
+
+
+def test_an_opening_search_that_finds_nothing_leads_straight_to_the_scan(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, [repl("FINAL('not found')")])
+    request = AskRequest(Inputs((str(notes),)), "Quelle heure est-il?", ModelFlags(SMALL_ROOT, "sub"))
+    rlm_with(Models(root), ListSink(), tmp_path).ask(request)
+
+    first = root.seen[0][-1]["content"]
+    assert "context.search for the question's words printed nothing" in first
+    assert "answers = llm_map('Quelle heure est-il?'" in first

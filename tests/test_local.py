@@ -329,7 +329,7 @@ def test_the_server_gets_our_flags_a_private_key_and_a_clean_environment(
         seen = json.loads(_log_line(server, "FAKE_ARGS="))
         env = json.loads(_log_line(server, "FAKE_ENV="))
     assert seen[seen.index("--port") + 1] == str(server.port)
-    for flag, value in [("-m", str(gguf_file)), ("-c", "8192"), ("--parallel", "4"), ("-t", "3")]:
+    for flag, value in [("-m", str(gguf_file)), ("-c", "32768"), ("--parallel", "4"), ("-t", "3")]:
         assert seen[seen.index(flag) + 1] == value
     assert "--kv-unified" in seen and "--offline" in seen
     assert server.api_key not in " ".join(seen)  # never on a command line others can read

@@ -40,7 +40,7 @@ class ModelServers:
             api_key=server.api_key,
             max_tokens=ROOT_MAX_TOKENS if root else None,
             temperature=0.0,
-            context_window=server.ctx_size,
+            context_window=server.window,
             **self._overrides,
         )
 

@@ -113,7 +113,7 @@ class LocalServer:
         model_path: Path,
         *,
         binary: ServerBinary | None = None,
-        ctx_size: int = 8192,
+        window: int = 8192,
         parallel: int = 4,
         threads: int | None = None,
         startup_timeout: float = 120.0,
@@ -124,7 +124,11 @@ class LocalServer:
     ) -> None:
         self.model_path = Path(model_path)
         self._binary = binary
-        self.ctx_size = ctx_size
+        # Each request may fill `window` tokens; the cache the slots share holds that many for
+        # every slot, so concurrent sub-calls never evict one another (at 8k shared, three 2.7k
+        # chunks in flight stalled for minutes).
+        self.window = window
+        self.ctx_size = window * parallel
         self.parallel = parallel
         self.threads = threads if threads is not None else default_threads()
         self.startup_timeout = startup_timeout

@@ -142,7 +142,6 @@ over context.chunks(). If it printed nothing, print what you computed."""
 # After a cell that found nothing: small models otherwise run it again. The suggested scan is
 # the move they miss (the text says it in other words); {question} is a Python string literal.
 SMALL_NOTHING_TURN = """\
-Your code printed:
 {outputs}
 
 That found nothing. The text may say it in other words, so ask the helper about every piece of \
@@ -156,7 +155,6 @@ Question: {question_text}
 [{budget}] Then call FINAL with the answer it prints."""
 
 SMALL_STILL_NOTHING_TURN = """\
-Your code printed:
 {outputs}
 
 That found nothing either. Question: {question_text}
@@ -328,13 +326,14 @@ class PromptProfile:
 
 
 FRONTIER = PromptProfile(name="frontier", system=SYSTEM, max_output_chars=10_000)
-# On a CPU a small model reads ~150 tokens/s: 8,000-character chunks keep a sub-call near 15 s.
+# On a CPU a small model reads ~150 tokens/s: 4,000-character chunks keep a sub-call near 8 s, and a
+# shorter chunk gives a 1.5B model less to be distracted by (it missed a fact said in other words in 8,000 characters of logs).
 SMALL = PromptProfile(
     name="small",
     system=SMALL_SYSTEM,
     max_output_chars=2_000,
     full_turns=2,
-    max_chunk_chars=8_000,
+    max_chunk_chars=4_000,
     first_turn=SMALL_OPENED_FIRST_TURN,
     output_turn=SMALL_OUTPUT_TURN,
     code_tools=SMALL_CODE_TOOLS,

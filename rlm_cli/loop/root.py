@@ -186,12 +186,12 @@ class RootLoop:
                 forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
             elif empty and not self._scan_suggested:
-                turn = self._nothing_turn(outputs, question, iteration)
+                turn = self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             elif repeats >= self._profile.max_repeats:
                 forced, stalled = "stopped after the model repeated the same code", True
                 turn = f"{outputs}\n\n{STALLED_TURN}"
             elif empty:
-                turn = self._nothing_turn(outputs, question, iteration)
+                turn = self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             else:
                 turn = self._profile.output_turn.format(
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
@@ -220,7 +220,7 @@ class RootLoop:
             if self._scan_suggested:
                 return None
             self._looks -= 1
-            said = f"{feedback}\n[FINAL({_short(answer)}) did not end the run: nothing was found yet]"
+            said = f"Your code printed:\n{feedback}\n[FINAL({_short(answer)}) did not end the run: nothing was found yet]"
             return self._nothing_turn(said, question, iteration)
         if supported(answer, "\n".join(self._printed)):
             return None
@@ -249,7 +249,11 @@ class RootLoop:
             _, opening = await self._run_cell(opening_code(question), 0, OPENING_OUTPUT_CHARS)
             self._printed.append(opening)
         code = self._worker.summary.code is not None
-        turn = first_turn(self._profile, question, self._budget.summary(1), code=code, opening=opening)
+        if opening and found_nothing(opening):  # no word of the question occurs: go straight to the scan
+            said = f"Question: {question}\n\ncontext.search for the question's words printed nothing."
+            turn = self._nothing_turn(said, question, 0)
+        else:
+            turn = first_turn(self._profile, question, self._budget.summary(1), code=code, opening=opening)
         return f"{turn}\n\n{self._check.instructions()}" if self._check is not None else turn
 
     async def _ask(self, messages: list[dict[str, str]], iteration: int) -> tuple[str, bool]:
