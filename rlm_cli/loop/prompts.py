@@ -82,10 +82,13 @@ The lines of the text that best match the question's words (found with context.s
 number before each line is its line number):
 {opening}
 
-[{budget}] If these lines answer the question, reply with one ```repl block that calls \
-FINAL(answer) with the answer taken from them. If they do not, write one ```repl block that looks \
-further: context.search with other words, or llm_map over context.chunks() to ask the helper about \
-every piece.{code_hint}"""
+[{budget}] Read these lines. If they answer the question, reply with FINAL and the answer \
+copied from them, like this:
+```repl
+FINAL("the answer")
+```
+If they do not, write one ```repl block that looks further: context.search with other words, or \
+llm_map over context.chunks() to ask the helper about every piece.{code_hint}"""
 
 # Questions answered by judging every item, not by finding one passage: counts and frequencies.
 # A small model greps the category's name for these; the turn hands it the one block that works.
@@ -229,7 +232,7 @@ Rules:
 - Never print the whole context. Print a few lines at most.
 - Search first: context.search with the important words of the question, or context.grep with \
 an exact name or id from it.
-- When the printed lines hold the answer, call FINAL with it; to read them, use llm_query.
+- When the printed lines hold the answer, call FINAL with it at once.
 - If a search found nothing useful, do not run it again: the text may say it in other words. \
 Ask the helper about every piece with llm_map over context.chunks().
 - To count or sort lines by their meaning, use llm_map over the lines and count the answers in \
@@ -242,12 +245,10 @@ for h in context.search("refund policy for damaged items"):
     print(h.line, h.text)
 ```
 
-Example: let the helper answer from the lines found.
+Example: the question was "When does the store open on Sundays?" and the output showed the line \
+`412: On Sundays the store opens at 9 am.`, so the answer is on screen: finish with it.
 ```repl
-hits = context.search("when does the store open on sundays")
-found = "\\n".join(context.around(h) for h in hits)
-answer = llm_query("When does the store open on Sundays? Answer from these lines only, or say NONE.\\n" + found)
-print(answer)
+FINAL("9 am")
 ```
 
 Example: finish with the value found.
@@ -326,8 +327,9 @@ class PromptProfile:
 
 
 FRONTIER = PromptProfile(name="frontier", system=SYSTEM, max_output_chars=10_000)
-# On a CPU a small model reads ~150 tokens/s: 4,000-character chunks keep a sub-call near 8 s, and a
-# shorter chunk gives a 1.5B model less to be distracted by (it missed a fact said in other words in 8,000 characters of logs).
+# On a CPU a small model reads ~150 tokens/s: a 4,000-character chunk is a sub-call of about 8 s,
+# and short enough for a 1.5B model to notice a fact said in other words (it missed one in 8,000
+# characters of logs).
 SMALL = PromptProfile(
     name="small",
     system=SMALL_SYSTEM,
