@@ -130,3 +130,11 @@ def test_an_opening_search_that_finds_nothing_leads_straight_to_the_scan(notes: 
     first = root.seen[0][-1]["content"]
     assert "context.search for the question's words printed nothing" in first
     assert "answers = llm_map('Quelle heure est-il?'" in first
+
+
+def test_the_same_reply_without_code_twice_gets_the_answer_now_turn(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, ["I will look.", "I will look.", repl("FINAL('7481')")])
+    result = rlm_with(Models(root), ListSink(), tmp_path).ask(ask(notes))
+
+    assert "Reply now with one ```repl block that calls FINAL" in root.seen[2][-1]["content"]
+    assert (result.answer, result.status, result.iterations) == ("7481", "ok", 3)

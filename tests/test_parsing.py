@@ -26,3 +26,9 @@ def test_unclosed_last_block_still_runs() -> None:
 
 def test_prose_strips_code() -> None:
     assert prose("Looking.\n```repl\nprint(1)\n```\nDone.") == "Looking.\n\nDone."
+
+
+def test_a_block_whose_opening_fence_was_lost_still_runs() -> None:
+    assert code_blocks("repl\nfor h in hits:\n    print(h)\n```") == ["for h in hits:\n    print(h)"]
+    assert code_blocks("python\nx = 1") == ["x = 1"]
+    assert code_blocks("repl is the tag to use\nFINAL(1)") == []  # the tag must stand alone

@@ -3,7 +3,9 @@
 Only fenced blocks count, and only executed code ends a run: `FINAL(...)` written in prose is
 just text. ```repl is the contract; ```python/```py are tolerated because models drift to them; a
 bare ``` block counts only when the reply has no tagged block; an unclosed last block (a reply cut
-off by its token limit) still runs, so the model sees its own error instead of silence.
+off by its token limit) still runs, so the model sees its own error instead of silence. A reply
+with no fence that opens with the tag alone on its first line (`repl`, then code, then ```) is
+that block with its opening fence lost, as small models write it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 _CODE_TAGS = {"repl", "python", "py", "python3", "ipython"}
+_HEADLESS = re.compile(r"\A\s*(?:repl|python|py)[ \t]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 
 
 def code_blocks(reply: str) -> list[str]:
@@ -26,7 +29,10 @@ def code_blocks(reply: str) -> list[str]:
             tagged.append(body.rstrip())
         elif not tag:
             bare.append(body.rstrip())
-    return tagged or bare
+    if tagged or bare:
+        return tagged or bare
+    headless = _HEADLESS.match(reply)
+    return [headless.group(1).rstrip()] if headless and headless.group(1).strip() else []
 
 
 def prose(reply: str) -> str:

@@ -118,7 +118,8 @@ class RootLoop:
         messages: list[dict[str, str]] = []
         self._send(messages, "system", system, 1)
         self._send(messages, "user", await self._first_turn(question), 1)
-        ran: set[str] = set()
+        ran: set[str] = set()  # code run so far, and below replies with no code
+        said: set[str] = set()
         repeats = 0
         # Once a limit is reached the model gets one last turn; what it answers then is the best
         # partial answer of a run a limit ended (status "limit"), even when it calls FINAL. A model
@@ -136,9 +137,15 @@ class RootLoop:
                 if last_chance:
                     return self._result(prose(reply) or None, forced)
                 self.iterations = iteration
+                if reply.strip() in said:
+                    repeats += 1
+                said.add(reply.strip())
                 turn = NO_CODE_TURN.format(budget=self._budget.summary(iteration + 1))
                 if iteration >= limits.max_iterations:
                     forced, turn = "iteration limit reached", f"{turn}\n\n{LAST_TURN}"
+                elif repeats >= self._profile.max_repeats:
+                    forced, stalled = "stopped after the model repeated the same reply", True
+                    turn = f"{turn}\n\n{STALLED_TURN}"
                 self._send(messages, "user", cut + turn, iteration + 1)
                 continue
             self.iterations = iteration
