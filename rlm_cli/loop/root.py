@@ -118,8 +118,8 @@ class RootLoop:
         messages: list[dict[str, str]] = []
         self._send(messages, "system", system, 1)
         self._send(messages, "user", await self._first_turn(question), 1)
-        ran: set[str] = set()  # code run so far, and below replies with no code
-        said: set[str] = set()
+        ran: set[str] = set()  # code run so far
+        said: set[str] = set()  # replies with no code so far
         repeats = 0
         # Once a limit is reached the model gets one last turn; what it answers then is the best
         # partial answer of a run a limit ended (status "limit"), even when it calls FINAL. A model
