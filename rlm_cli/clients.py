@@ -31,9 +31,9 @@ def provider_key(settings: ModelSettings) -> str:
 
 
 def warm_up_for(*models: tuple[str, str | None]) -> None:
-    """Start loading what the models of a run need, in the background, while sources load and
-    the worker starts: litellm only if one of (model, api_base) needs it, else httpx and the
-    price table (~0.2 s together)."""
+    """Start loading what the models of a run need, in the background, while sources load:
+    litellm only if one of (model, api_base) needs it, else httpx, the parts of httpcore and
+    anyio its first request loads, and the price table (~0.3 s together)."""
     if any(not speaks_openai(model, base) and not is_local_model(model) for model, base in models):
         warm_up()
     else:
@@ -41,9 +41,13 @@ def warm_up_for(*models: tuple[str, str | None]) -> None:
 
 
 def _load_openai_client() -> None:
-    from rlm_cli import openai_client, prices  # noqa: F401  (the import is the work)
+    from rlm_cli import openai_client, prices  # noqa: F401  (the imports are the work)
 
     prices.context_window("gpt-4o-mini")  # parses the table once
+    # httpx loads httpcore only when a client is made, httpcore its anyio backend and anyio
+    # its asyncio backend only at the first connection.
+    import anyio._backends._asyncio  # noqa: F401
+    import httpcore._backends.anyio  # noqa: F401
 
 
 class ClientMaker:

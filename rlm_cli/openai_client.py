@@ -10,6 +10,7 @@ come from litellm's bundled table (`rlm_cli.prices`) without importing it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -41,6 +42,11 @@ class OpenAIHTTPClient(RetryingClient):
 
     def context_window(self) -> int | None:
         return self.settings.context_window or prices.context_window(self.settings.litellm_model())
+
+    async def aclose(self) -> None:
+        """Close every pool's connections (a run's end): no socket is left to the garbage collector."""
+        pools, self._pools = self._pools, []
+        await asyncio.gather(*(pool.client.aclose() for pool in pools))
 
     async def _send(self, messages: list[dict[str, str]]) -> Reply:
         s = self.settings

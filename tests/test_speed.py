@@ -8,16 +8,19 @@ what is imported, what the server saw, what the trajectory says.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from conftest import FAST, Ran, ask_traced, of_type, run_rlm
 from scripted_server import Fault
 
+from rlm_cli.api import AskRequest, Inputs, ModelFlags, Rlm
 from rlm_cli.concurrency import AdaptiveLimiter
 
 MODEL_STACK = ("litellm", "openai", "httpx", "rlm_cli.model_client", "rlm_cli.openai_client", "rlm_cli.clients")
@@ -66,6 +69,38 @@ def test_the_answer_is_printed_and_the_exit_code_kept_by_the_fast_exit(scripted_
     limited = scripted_server(["no code", "still none"])
     ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *limited.cli_args(), "--max-iterations", "1")
     assert ran.code == 5 and ran.stderr.strip().splitlines()[-1].startswith("rlm: stopped:")
+
+
+# -- start-up and shutdown: the worker starts while the first root request is out -------------
+
+
+def test_a_worker_that_fails_to_start_ends_the_run_while_the_first_root_request_is_out(
+    scripted_server, tmp_path: Path
+) -> None:
+    # 5 MB of address space: the worker dies mapping its context, long before the 60 s reply.
+    server = scripted_server([repl("FINAL('never')")], root_latency=60)
+    ran, records = ask_traced(server, tmp_path, env={"RLM_WORKER_MEMORY": "5M"})
+
+    assert ran.code == 1, ran.stderr
+    lines = [line for line in ran.stderr.splitlines() if line.startswith("rlm:")]
+    assert lines == [lines[-1]] and lines[-1].startswith("rlm: error: the worker failed to start: it exited with status")
+    assert "Traceback" not in ran.stderr.split("the worker failed to start")[0]
+    assert len(server.root_requests()) == 1  # it went out before the worker was up
+    assert ran.duration_s < 50  # the start's failure ended the run, not the model's reply
+    assert of_type(records, "run_end")[0]["status"] == "error"
+
+
+def test_a_run_closes_the_connections_it_opened(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    server = scripted_server([repl("FINAL(llm_query('q'))")], sub_answer=lambda p: "sub ok")
+    request = AskRequest(Inputs((str(tmp_path / "in.txt"),)), "q?", ModelFlags("openai/root", "openai/sub", server.url))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = Rlm().ask(request)
+        gc.collect()  # an unclosed socket says so when it is collected
+
+    assert result.answer == "sub ok"
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 # -- per-request deadline and fault labels (issue 9, items 10 and 11) ---------------------------
