@@ -32,22 +32,33 @@ def provider_key(settings: ModelSettings) -> str:
 
 def warm_up_for(*models: tuple[str, str | None]) -> None:
     """Start loading what the models of a run need, in the background, while sources load:
-    litellm only if one of (model, api_base) needs it, else httpx, the parts of httpcore and
-    anyio its first request loads, and the price table (~0.3 s together)."""
+    litellm only if one of (model, api_base) needs it, else `load_openai_client`."""
     if any(not speaks_openai(model, base) and not is_local_model(model) for model, base in models):
         warm_up()
     else:
-        threading.Thread(target=_load_openai_client, name="openai-client-import", daemon=True).start()
+        threading.Thread(target=load_openai_client, name="openai-client-import", daemon=True).start()
 
 
-def _load_openai_client() -> None:
-    from rlm_cli import openai_client, prices  # noqa: F401  (the imports are the work)
+_openai_import = threading.Lock()
 
-    prices.context_window("gpt-4o-mini")  # parses the table once
-    # httpx loads httpcore only when a client is made, httpcore its anyio backend and anyio
-    # its asyncio backend only at the first connection.
-    import anyio._backends._asyncio  # noqa: F401
-    import httpcore._backends.anyio  # noqa: F401
+
+def load_openai_client() -> type[RetryingClient]:
+    """The OpenAI-compatible transport, with what its first request loads (~0.3 s in all): the
+    price table, httpcore (httpx imports it only when a client is made), its anyio backend and
+    anyio's asyncio backend (imported only at the first connection).
+
+    Safe from the warm-up thread: the run's own call waits here for it, instead of importing
+    the same modules at the same time (two threads importing httpcore's parts in different
+    orders is an import deadlock)."""
+    with _openai_import:
+        import anyio._backends._asyncio  # noqa: F401  (the import is the work)
+        import httpcore._backends.anyio  # noqa: F401
+
+        from rlm_cli import prices
+        from rlm_cli.openai_client import OpenAIHTTPClient
+
+        prices.context_window("gpt-4o-mini")  # parses the table once
+        return OpenAIHTTPClient
 
 
 class ClientMaker:
@@ -59,9 +70,5 @@ class ClientMaker:
 
     def __call__(self, settings: ModelSettings) -> ModelClient:
         limiter = self.limiters.get(provider_key(settings), self.limits.concurrency, self.limits.max_concurrency)
-        kind: type[RetryingClient] = LiteLLMClient
-        if speaks_openai(settings.model, settings.api_base):
-            from rlm_cli.openai_client import OpenAIHTTPClient  # httpx: only when a model is called
-
-            kind = OpenAIHTTPClient
+        kind = load_openai_client() if speaks_openai(settings.model, settings.api_base) else LiteLLMClient
         return kind(settings, limiter)
