@@ -100,8 +100,7 @@ class Run:
         self._max_workers = max_workers()
         self._worker_slots: dict[int, asyncio.Semaphore] = {}  # depth -> workers running there
         self._direct_turns = 0  # 1 once a direct answer (no loop) was given
-        if subcall_cache is not None:
-            subcall_cache.open_soon()  # while the first root request is out, not when a batch waits on it
+        self._subcall_cache = subcall_cache
 
     def _client(self, settings: ModelSettings) -> ModelClient:
         key = (settings.model, settings.api_base)
@@ -257,6 +256,10 @@ class Run:
             if starting.done():
                 starting.result()
                 self._isolation_notices(worker, depth)
+                if depth == 0 and self._subcall_cache is not None:
+                    # Now, while the model answers the first request, not when a batch waits on it
+                    # (nor before that request left: its ~0.1 s would compete with it for the CPU).
+                    self._subcall_cache.open_soon()
             return await running
         finally:
             if not running.done():
