@@ -35,30 +35,25 @@ def warm_up_for(*models: tuple[str, str | None]) -> None:
     litellm only if one of (model, api_base) needs it, else `load_openai_client`."""
     if any(not speaks_openai(model, base) and not is_local_model(model) for model, base in models):
         warm_up()
-    else:
-        threading.Thread(target=load_openai_client, name="openai-client-import", daemon=True).start()
+        return
+    tls = any(not is_local_model(model) and not (base or "").startswith("http:") for model, base in models)
+    threading.Thread(target=load_openai_client, args=(tls,), name="openai-client-import", daemon=True).start()
 
 
 _openai_import = threading.Lock()
 
 
-def load_openai_client() -> type[RetryingClient]:
-    """The OpenAI-compatible transport, with what its first request loads (~0.3 s in all): the
-    price table, httpcore (httpx imports it only when a client is made), its anyio backend and
-    anyio's asyncio backend (imported only at the first connection).
-
-    Safe from the warm-up thread: the run's own call waits here for it, instead of importing
-    the same modules at the same time (two threads importing httpcore's parts in different
-    orders is an import deadlock)."""
+def load_openai_client(tls: bool = False) -> type[RetryingClient]:
+    """The OpenAI-compatible transport and the price table (~50 ms), and with `tls` httpx's
+    stack too (~0.3 s, `openai_client.load_httpx`). Safe from the warm-up thread: the run's own
+    call waits here for it rather than importing the same modules at the same time."""
     with _openai_import:
-        import anyio._backends._asyncio  # noqa: F401  (the import is the work)
-        import httpcore._backends.anyio  # noqa: F401
-
-        from rlm_cli import prices
-        from rlm_cli.openai_client import OpenAIHTTPClient
+        from rlm_cli import openai_client, prices
 
         prices.context_window("gpt-4o-mini")  # parses the table once
-        return OpenAIHTTPClient
+        if tls:
+            openai_client.load_httpx()
+        return openai_client.OpenAIHTTPClient
 
 
 class ClientMaker:
