@@ -31,19 +31,29 @@ def provider_key(settings: ModelSettings) -> str:
 
 
 def warm_up_for(*models: tuple[str, str | None]) -> None:
-    """Start loading what the models of a run need, in the background, while sources load and
-    the worker starts: litellm only if one of (model, api_base) needs it, else httpx and the
-    price table (~0.2 s together)."""
+    """Start loading what the models of a run need, in the background, while sources load:
+    litellm only if one of (model, api_base) needs it, else `load_openai_client`."""
     if any(not speaks_openai(model, base) and not is_local_model(model) for model, base in models):
         warm_up()
-    else:
-        threading.Thread(target=_load_openai_client, name="openai-client-import", daemon=True).start()
+        return
+    tls = any(not is_local_model(model) and not (base or "").startswith("http:") for model, base in models)
+    threading.Thread(target=load_openai_client, args=(tls,), name="openai-client-import", daemon=True).start()
 
 
-def _load_openai_client() -> None:
-    from rlm_cli import openai_client, prices  # noqa: F401  (the import is the work)
+_openai_import = threading.Lock()
 
-    prices.context_window("gpt-4o-mini")  # parses the table once
+
+def load_openai_client(tls: bool = False) -> type[RetryingClient]:
+    """The OpenAI-compatible transport and the price table (~50 ms), and with `tls` httpx's
+    stack too (~0.3 s, `openai_client.load_httpx`). Safe from the warm-up thread: the run's own
+    call waits here for it rather than importing the same modules at the same time."""
+    with _openai_import:
+        from rlm_cli import openai_client, prices
+
+        prices.context_window("gpt-4o-mini")  # parses the table once
+        if tls:
+            openai_client.load_httpx()
+        return openai_client.OpenAIHTTPClient
 
 
 class ClientMaker:
@@ -55,9 +65,5 @@ class ClientMaker:
 
     def __call__(self, settings: ModelSettings) -> ModelClient:
         limiter = self.limiters.get(provider_key(settings), self.limits.concurrency, self.limits.max_concurrency)
-        kind: type[RetryingClient] = LiteLLMClient
-        if speaks_openai(settings.model, settings.api_base):
-            from rlm_cli.openai_client import OpenAIHTTPClient  # httpx: only when a model is called
-
-            kind = OpenAIHTTPClient
+        kind = load_openai_client() if speaks_openai(settings.model, settings.api_base) else LiteLLMClient
         return kind(settings, limiter)

@@ -5,9 +5,10 @@ every model call (`RetryingClient`) waits for a slot and, when done, says how lo
 whether it was a 429:
 
 - slow start: while nothing has been refused, a limiter whose slots are all taken and has
-  callers waiting doubles its limit every `ramp_s` (one round trip is too slow a signal: a batch
-  of 64 calls of 500 ms should not take three round trips to get going), and adds one per
-  success whose latency stays near the best seen;
+  callers waiting doubles its limit every `ramp_s` (10 ms; one round trip is too slow a signal:
+  a batch of 64 calls of 500 ms should not take three round trips to get going, and at 50 ms
+  the doubling from 16 to 64 alone cost such a batch 0.1 s), and adds one per success whose
+  latency stays near the best seen;
 - a 429 takes one slot away per refused request (a burst of 16 against a server that takes 8
   loses 8) and ends slow start there; after it the limit grows by 1/limit per fast success,
   about one slot per round of replies; a success much slower than the best seen adds nothing,
@@ -36,7 +37,7 @@ class AdaptiveLimiter:
     """
 
     def __init__(
-        self, start: int, ceiling: int, *, ramp_s: float = 0.05, clock: Callable[[], float] = time.monotonic
+        self, start: int, ceiling: int, *, ramp_s: float = 0.01, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.ceiling = max(1, ceiling)
         self.limit = float(min(max(1, start), self.ceiling))

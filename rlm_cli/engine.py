@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from rlm_cli.errors import ContextWindowError, LimitError, ModelError, RlmError
 from rlm_cli.events import Final, Notice, RootResponse, RunEnd, RunStart, Sink, Usage
 from rlm_cli.loop.prompts import profile_for
 from rlm_cli.loop.root import LoopResult, RootLoop
-from rlm_cli.model_client import LiteLLMClient, ModelClient, ModelSettings
+from rlm_cli.model_client import Closable, LiteLLMClient, ModelClient, ModelSettings
 from rlm_cli.sources.context import Context
 from rlm_cli.sources.git import RepoInfo
 from rlm_cli.sources.summary import CodeSummary, ContextSummary
@@ -100,6 +100,7 @@ class Run:
         self._max_workers = max_workers()
         self._worker_slots: dict[int, asyncio.Semaphore] = {}  # depth -> workers running there
         self._direct_turns = 0  # 1 once a direct answer (no loop) was given
+        self._subcall_cache = subcall_cache
 
     def _client(self, settings: ModelSettings) -> ModelClient:
         key = (settings.model, settings.api_base)
@@ -144,7 +145,14 @@ class Run:
             self.sink.emit(
                 RunEnd(status, self._iterations(), self.budget.subcalls, self.budget.usage, self.budget.elapsed(), error)
             )
+            await self._close_clients()
         return self._result(answer, status, error, verdict)
+
+    async def _close_clients(self) -> None:
+        """Close the connections of every client this run made (a few milliseconds), so none
+        is left to the garbage collector when the event loop ends."""
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(client.aclose() for client in clients if isinstance(client, Closable)), return_exceptions=True)
 
     def _strategy(self, files: Mapping[str, str]) -> str:
         if self.config.check is not None:  # --schema and --cite are checked on a FINAL from the REPL
@@ -203,9 +211,10 @@ class Run:
             yield Session(worker, self._runner, self.config.limits.cell_timeout, self.config.sub.model)
 
     @contextlib.asynccontextmanager
-    async def worker(self, files: Mapping[str, str], depth: int = 0) -> AsyncIterator[WorkerProcess]:
-        """A started worker holding `files` as `context` (with the code graph at depth 0);
-        stopped, and its scratch directory removed, on the way out.
+    async def worker(self, files: Mapping[str, str], depth: int = 0, *, started: bool = True) -> AsyncIterator[WorkerProcess]:
+        """A worker holding `files` as `context` (with the code graph at depth 0), started unless
+        `started` is False (the caller then starts it, see `_alongside_start`); stopped, and its
+        scratch directory removed, on the way out.
 
         At most `max_workers()` workers run at each depth; the others wait for a slot. Slots
         are per depth, so a parent holding one never waits on its children for its own.
@@ -220,15 +229,44 @@ class Run:
             try:
                 worker = WorkerProcess(handoff, scratch)
                 try:
-                    await worker.start()
-                    for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
-                        self.sink.emit(Notice(warning, level="warning"))
+                    if started:
+                        await worker.start()
+                        self._isolation_notices(worker, depth)
                     yield worker
                 finally:
                     await worker.close()
             finally:
                 # Never follows a link the worker planted: on Linux rmtree walks by descriptor.
                 shutil.rmtree(scratch, ignore_errors=True)
+
+    def _isolation_notices(self, worker: WorkerProcess, depth: int) -> None:
+        for warning in worker.warnings if depth == 0 else ():  # once per run: what isolation is missing
+            self.sink.emit(Notice(warning, level="warning"))
+
+    async def _alongside_start(self, worker: WorkerProcess, run: Coroutine[Any, Any, LoopResult], depth: int) -> LoopResult:
+        """Run the loop while its worker starts: the first root request needs only the summary
+        the host built, so it goes out at once (the worker's start, ~0.2 s, overlaps the model's
+        reply), and the first cell waits for the start. A start that fails ends the run with its
+        own error, without waiting for the model's reply; it wins over a model error too, as it
+        did when the worker started first."""
+        starting = worker.start_soon()
+        running = asyncio.ensure_future(run)
+        try:
+            await asyncio.wait({starting, running}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()
+                self._isolation_notices(worker, depth)
+                if depth == 0 and self._subcall_cache is not None:
+                    # Now, while the model answers the first request, not when a batch waits on it
+                    # (nor before that request left: its ~0.1 s would compete with it for the CPU).
+                    self._subcall_cache.open_soon()
+            return await running
+        finally:
+            if not running.done():
+                running.cancel()
+                await asyncio.wait({running})
+            if running.done() and not running.cancelled():
+                running.exception()  # retrieved: a loop cut short by the start's error says nothing more
 
     async def _loop(
         self,
@@ -240,7 +278,7 @@ class Run:
     ) -> LoopResult:
         """Drive one root loop in its own worker; `created` sees the loop before it runs, so a
         caller can read its iterations and usage after a failure."""
-        async with self.worker(files, depth) as worker:
+        async with self.worker(files, depth, started=False) as worker:
             root = self.config.root if depth == 0 else self.config.sub
             if depth == 0:
                 self.sink.emit(
@@ -268,7 +306,7 @@ class Run:
             )
             if created is not None:
                 created(loop)
-            return await loop.run(question)
+            return await self._alongside_start(worker, loop.run(question), depth)
 
     def _index_code(self, files: Mapping[str, str]) -> tuple[CodeIndex, CodeSummary] | None:
         """Parse the code (all cores, cached) for the worker's code graph.

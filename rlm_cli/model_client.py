@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from rlm_cli.errors import ContextWindowError, ModelError
 from rlm_cli.events import Usage
@@ -98,6 +98,13 @@ class ModelClient(Protocol):
     def context_window(self) -> int | None: ...
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A client holding connections, which the run that made it closes at its end."""
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)

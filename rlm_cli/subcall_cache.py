@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ class SubcallCache:
     def __init__(self, directory: Path, size_limit: int = DEFAULT_SIZE_LIMIT) -> None:
         self.directory = directory
         self._size_limit = size_limit
-        self._store: Any = None  # diskcache.Cache, opened on first use (its import is ~30 ms)
+        self._store: Any = None  # diskcache.Cache, opened on first use or by open_soon()
+        self._opening = threading.Lock()
 
     @staticmethod
     def key(model: str, params: dict[str, Any], prompt: str) -> str:
@@ -42,15 +44,26 @@ class SubcallCache:
         with contextlib.suppress(OSError, sqlite3.Error):  # a full or read-only disk: not kept
             self._open().set(key, text)
 
+    def open_soon(self) -> None:
+        """Open the store in a background thread: importing diskcache and making a new store's
+        tables take ~0.1 s, which the first batch of sub-calls would otherwise wait for."""
+        threading.Thread(target=self._open_quietly, name="subcall-cache-open", daemon=True).start()
+
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        with self._opening:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _open_quietly(self) -> None:
+        with contextlib.suppress(OSError, sqlite3.Error):  # the first get or put says it again
+            self._open().close()  # this thread's connection only: the store stays open for others
 
     def _open(self) -> Any:
-        if self._store is None:
-            import diskcache
+        with self._opening:  # diskcache keeps a connection per thread: one store serves them all
+            if self._store is None:
+                import diskcache
 
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._store = diskcache.Cache(str(self.directory), size_limit=self._size_limit, eviction_policy="least-recently-used")
-        return self._store
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._store = diskcache.Cache(str(self.directory), size_limit=self._size_limit, eviction_policy="least-recently-used")
+            return self._store

@@ -157,3 +157,18 @@ def test_the_compiled_gate_is_kept_and_a_broken_copy_replaced(repo: SecretRepo, 
         assert stored.stat().st_size > 1000  # compiled again and stored again
     finally:
         _hyperscan_database.cache_clear()
+
+
+def test_a_small_scan_finds_the_same_without_compiling_the_hyperscan_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("hyperscan")
+    monkeypatch.setenv("RLM_CACHE_DIR", str(tmp_path / "cache"))
+    text = 'api_key = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0"\n' + "plain text\n" * 100
+    _hyperscan_database.cache_clear()
+    try:
+        result = redact({"app.py": text}, tmp_path / "scans")
+        assert not list(tmp_path.glob("cache/secrets/gate-*.hsdb"))  # ~80 ms saved on a first run
+        assert result.files["app.py"].startswith('api_key = "[REDACTED:')
+        assert scan_text("app.py", text, quick=True) == scan_text("app.py", text)
+        assert list(tmp_path.glob("cache/secrets/gate-*.hsdb"))  # the full scan compiled it after all
+    finally:
+        _hyperscan_database.cache_clear()

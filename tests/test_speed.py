@@ -8,17 +8,21 @@ what is imported, what the server saw, what the trajectory says.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from conftest import FAST, Ran, ask_traced, of_type, run_rlm
 from scripted_server import Fault
 
+from rlm_cli.api import AskRequest, Inputs, ModelFlags, Rlm
 from rlm_cli.concurrency import AdaptiveLimiter
+from rlm_cli.http11 import Http11Client
 
 MODEL_STACK = ("litellm", "openai", "httpx", "rlm_cli.model_client", "rlm_cli.openai_client", "rlm_cli.clients")
 
@@ -44,7 +48,7 @@ def test_version_and_help_import_no_model_client() -> None:
         assert loaded_after(*argv) == [], argv
 
 
-def test_an_openai_compatible_endpoint_never_imports_litellm(scripted_server, tmp_path: Path) -> None:
+def test_a_plain_http_endpoint_imports_neither_litellm_nor_httpx(scripted_server, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("x\n")
     server = scripted_server([repl("FINAL(llm_query('q'))")], sub_answer=lambda p: "sub ok")
     proc = subprocess.run(
@@ -54,8 +58,8 @@ def test_an_openai_compatible_endpoint_never_imports_litellm(scripted_server, tm
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == "sub ok\n"
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "httpx" in imported and "rlm_cli.openai_client" in imported
-    assert not {m for m in imported if m.split(".")[0] in ("litellm", "openai")}
+    assert {"h11", "rlm_cli.http11", "rlm_cli.openai_client"} <= imported
+    assert not {m for m in imported if m.split(".")[0] in ("litellm", "openai", "httpx", "httpcore")}
 
 
 def test_the_answer_is_printed_and_the_exit_code_kept_by_the_fast_exit(scripted_server, tmp_path: Path) -> None:
@@ -66,6 +70,38 @@ def test_the_answer_is_printed_and_the_exit_code_kept_by_the_fast_exit(scripted_
     limited = scripted_server(["no code", "still none"])
     ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *limited.cli_args(), "--max-iterations", "1")
     assert ran.code == 5 and ran.stderr.strip().splitlines()[-1].startswith("rlm: stopped:")
+
+
+# -- start-up and shutdown: the worker starts while the first root request is out -------------
+
+
+def test_a_worker_that_fails_to_start_ends_the_run_while_the_first_root_request_is_out(
+    scripted_server, tmp_path: Path
+) -> None:
+    # 5 MB of address space: the worker dies mapping its context, long before the 60 s reply.
+    server = scripted_server([repl("FINAL('never')")], root_latency=60)
+    ran, records = ask_traced(server, tmp_path, env={"RLM_WORKER_MEMORY": "5M"})
+
+    assert ran.code == 1, ran.stderr
+    lines = [line for line in ran.stderr.splitlines() if line.startswith("rlm:")]
+    assert lines == [lines[-1]] and lines[-1].startswith("rlm: error: the worker failed to start: it exited with status")
+    assert "Traceback" not in ran.stderr.split("the worker failed to start")[0]
+    assert len(server.root_requests()) == 1  # it went out before the worker was up
+    assert ran.duration_s < 50  # the start's failure ended the run, not the model's reply
+    assert of_type(records, "run_end")[0]["status"] == "error"
+
+
+def test_a_run_closes_the_connections_it_opened(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    server = scripted_server([repl("FINAL(llm_query('q'))")], sub_answer=lambda p: "sub ok")
+    request = AskRequest(Inputs((str(tmp_path / "in.txt"),)), "q?", ModelFlags("openai/root", "openai/sub", server.url))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = Rlm().ask(request)
+        gc.collect()  # an unclosed socket says so when it is collected
+
+    assert result.answer == "sub ok"
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 # -- per-request deadline and fault labels (issue 9, items 10 and 11) ---------------------------
@@ -229,3 +265,44 @@ def test_a_sub_prompt_over_the_window_is_split_not_refused(scripted_server, tmp_
     (subcall,) = of_type(records, "subcall")
     assert subcall["split_into"] == 2 and subcall["error"] is None
     assert any("split into 2 pieces" in n["message"] for n in of_type(records, "notice"))
+
+
+def test_a_proxy_in_the_environment_is_honoured_for_plain_http(scripted_server, tmp_path: Path) -> None:
+    with socket.socket() as s:  # a proxy address with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = scripted_server([repl("FINAL('direct')")])
+    ran, _ = ask_traced(server, tmp_path, env={"HTTP_PROXY": f"http://127.0.0.1:{port}", "RLM_MAX_RETRIES": "0"})
+
+    assert ran.code == 4  # through the proxy (httpx), which refused: not straight to the server
+    assert "connection refused" in ran.stderr.strip().splitlines()[-1]
+    assert server.root_requests() == []
+
+
+def test_a_kept_connection_the_server_closed_meanwhile_is_not_reused() -> None:
+    # Servers close idle keep-alive connections (llama-server and uvicorn after 5 s): the next
+    # request must take a new connection, not fail on the closed one.
+    async def main() -> list[bytes]:
+        connections = 0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n" + f"reply {connections}".encode())
+            await writer.drain()
+            writer.close()  # an idle timeout, right after the reply: no Connection: close said
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        client = Http11Client("127.0.0.1", server.sockets[0].getsockname()[1])
+        try:
+            first = await client.post("/v1/chat/completions", {}, b"{}")
+            await asyncio.sleep(0.1)  # the server's FIN arrives
+            second = await client.post("/v1/chat/completions", {}, b"{}")
+        finally:
+            await client.aclose()
+            server.close()
+        return [first.content, second.content]
+
+    assert asyncio.run(main()) == [b"reply 1", b"reply 2"]

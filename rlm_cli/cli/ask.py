@@ -89,7 +89,6 @@ def ask(
     """
     from rlm_cli.answers import load_schema
     from rlm_cli.api import AskRequest, Limits, Rlm
-    from rlm_cli.trace.console import console_trace
 
     with guard():
         if question is None:
@@ -114,7 +113,11 @@ def ask(
         if dry_run:
             _dry_run(request, as_json, output)
             return
-        view = None if quiet else console_trace()
+        view = None
+        if not quiet:
+            from rlm_cli.trace.console import console_trace  # Rich, ~0.1 s to import: not with -q
+
+            view = console_trace()
         try:
             result = Rlm(sinks=[view] if view else []).ask(request)
         except RlmError as exc:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rlm_cli.blobcache import BlobCache
 from rlm_cli.codegraph.build import available_cores, balanced_batches, pool_context
-from rlm_cli.redaction.detectors import Span, gated_lines, scan_text
+from rlm_cli.redaction.detectors import Span, gated_lines, quick_gate, scan_text
 
 __all__ = ["Finding", "Redaction", "apply_spans", "redact", "scanner_version"]
 
@@ -180,9 +180,10 @@ def _scan_all(todo: list[tuple[bytes, str, str]], processes: int | None) -> Iter
                         yield path, spans
         except (OSError, BrokenProcessPool):
             pass  # no processes to be had (a sandbox's limits): scan the rest here
+    quick = quick_gate(sum(len(text) for _, _, text in todo))
     for _, path, text in todo:
         if path not in done:
-            yield path, scan_text(path, text)
+            yield path, scan_text(path, text, quick=quick)
 
 
 def _scan_batch(batch: list[tuple[str, str]]) -> list[tuple[str, list[Span]]]:

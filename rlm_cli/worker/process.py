@@ -182,6 +182,7 @@ class WorkerProcess:
         self.isolation: dict[str, str] = {}  # mechanism -> what is in force (sandbox.confine)
         self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
         self._busy = False  # a cell is running: on close, kill at once rather than ask politely
+        self._starting: asyncio.Task[None] | None = None  # start_soon()'s start, until it is done
 
     @property
     def summary(self) -> ContextSummary:
@@ -240,6 +241,12 @@ class WorkerProcess:
         self.isolation = {**reply.isolation, "processes": processes}
         self.warnings = warnings_for(self.isolation)
 
+    def start_soon(self) -> asyncio.Task[None]:
+        """`start()` in the background, so the host can ask the root model its first question
+        meanwhile; `execute` waits for it (and raises its error), `close` cancels it."""
+        self._starting = asyncio.ensure_future(self.start())
+        return self._starting
+
     def _limit_processes(self, pid: int) -> str:
         """Cap the worker's process count: RLIMIT_NPROC in the worker, or a pids cgroup for root."""
         assert self._policy is not None
@@ -255,6 +262,8 @@ class WorkerProcess:
 
     async def execute(self, cell_id: int, code: str, *, timeout: float, max_output_chars: int, on_llm: LlmHandler) -> CellOutcome:
         """Run one cell, serving its sub-calls through `on_llm` until it replies, times out or dies."""
+        if self._starting is not None:
+            await asyncio.shield(self._starting)  # a cancelled cell leaves the start to `close`
         self._send(ExecuteRequest(cell_id=cell_id, code=code, max_output_chars=max_output_chars))
         self._busy = True
         loop = asyncio.get_running_loop()
@@ -314,6 +323,12 @@ class WorkerProcess:
 
     async def close(self) -> None:
         """Stop the worker and everything it started; safe to call more than once."""
+        starting = self._starting
+        if starting is not None and not starting.done() and starting is not asyncio.current_task():
+            starting.cancel()  # a start cut short kills what it spawned (asyncio's subprocess does)
+            await asyncio.wait({starting})
+        if starting is not None and starting.done() and not starting.cancelled():
+            starting.exception()  # whoever wanted the start's error has had it
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._send(ShutdownRequest())
