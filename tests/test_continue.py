@@ -57,3 +57,56 @@ def test_a_follow_up_uses_a_variable_of_the_first_run_and_sees_its_answer(script
     origin = of_type(records, "origin")[0]
     assert origin["follows"] == first.json()["trace_file"]
     assert origin["request"]["inputs"]["sources"] == [str(tmp_path / "log.txt")]
+
+
+def _start(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlm_cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **FAST}
+    )
+
+
+def _wait_for(check: Any, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.05)
+    assert check(), "timed out"
+
+
+def test_resume_after_ctrl_c_in_a_batch_gets_the_finished_sub_calls_from_the_cache(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    hung: set[str] = set()
+
+    def sub_answer(prompt: str) -> str | Fault:
+        if int(prompt[1:]) >= 4 and prompt not in hung:  # the second half hangs, the first time
+            hung.add(prompt)
+            return Fault.hang(60)
+        return f"a{prompt[1:]}"
+
+    batch = "answers = llm_query_batched([f'q{i}' for i in range(8)])"
+    seen: list[str] = []
+
+    def resumed(messages: list[dict]) -> str:
+        seen.append(json.dumps(messages))
+        return repl(f"{batch}\nFINAL(before + ' ' + ','.join(answers))")
+
+    server = scripted_server([repl(f"before = 'kept'\n{batch}\nprint(answers)"), resumed], sub_answer=sub_answer)
+    trace = tmp_path / "first.jsonl"
+    proc = _start(["ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace)])
+    _wait_for(lambda: trace.exists() and len(of_type(_records(trace), "subcall")) == 4 and len(hung) == 4)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr.decode()
+    first = _records(trace)
+    assert of_type(first, "state")[0]["saved"][0]["name"] == "before"  # kept on Ctrl-C, mid-cell
+
+    ran = run_rlm("resume", str(trace), *server.cli_args(), "--json", env=FAST)
+
+    assert ran.code == 0, ran.stderr
+    assert ran.json()["answer"] == "kept a0,a1,a2,a3,a4,a5,a6,a7"
+    records = _records(ran.json()["trace_file"])
+    cached = {r["prompt_preview"]: r["cached"] for r in of_type(records, "subcall")}
+    assert cached == {f"q{i}": i < 4 for i in range(8)}  # the finished ones are not paid for twice
+    assert len(server.sub_requests()) == 12
+    assert of_type(records, "origin")[0]["resumes"] == str(trace)
+    assert "did not finish" in seen[0] and "before (str" in seen[0]
+    assert "q?" in seen[0]  # the conversation, rebuilt: the first turn is in it

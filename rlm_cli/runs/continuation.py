@@ -199,5 +199,6 @@ def _finished_cells(trajectory: Trajectory, blocks: int) -> str:
     cells = [r for r in records[last_reply + 1 :] if r["type"] == "cell" and not r.get("depth")]
     shown = [f"[block {i} of {blocks}]\n{c.get('output') or '(no output)'}" if blocks > 1 else str(c.get("output") or "(no output)") for i, c in enumerate(cells, 1)]
     if len(cells) < blocks:
-        shown.append(f"[block {len(cells) + 1} of {blocks} did not finish: the run stopped while it ran]")
+        which = f"block {len(cells) + 1} of {blocks}" if blocks > 1 else "the code"
+        shown.append(f"[{which} did not finish: the run stopped while it ran]")
     return "\n\n".join(shown)

@@ -190,6 +190,7 @@ class WorkerProcess:
         self.isolation: dict[str, str] = {}  # mechanism -> what is in force (sandbox.confine)
         self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
         self._busy = False  # a cell is running: on close, kill at once rather than ask politely
+        self._cancelled_read: asyncio.Future[Message] | None = None  # an interrupted cell's read of the stream
 
     @property
     def summary(self) -> ContextSummary:
@@ -317,6 +318,7 @@ class WorkerProcess:
         finally:
             if not reading.done():
                 reading.cancel()
+                self._cancelled_read = reading  # a later request waits for it to let go of the stream
             for task in serving:
                 task.cancel()
 
@@ -339,6 +341,9 @@ class WorkerProcess:
         (its execute_reply, a sub-call, which is refused) is passed over."""
         try:
             async with asyncio.timeout(timeout):
+                if self._cancelled_read is not None:
+                    await asyncio.wait({self._cancelled_read})
+                    self._cancelled_read = None
                 if self._busy:  # read up to the interrupted cell's reply, so the request finds the worker idle
                     while not isinstance(message := await self._next_message(), ExecuteReply):
                         self._refuse(message)
