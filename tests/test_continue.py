@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import FAST, Ran, of_type, run_rlm
-from scripted_server import Fault, last_user_text
+from scripted_server import Fault
 
 
 def repl(code: str) -> str:
@@ -53,7 +53,7 @@ def test_a_follow_up_uses_a_variable_of_the_first_run_and_sees_its_answer(script
     assert "How many kinds of error?" in sent and "My answer was: 2" in sent  # the earlier Q&A
     assert "counts (Counter" in sent  # the model is told what came back
     assert "Which error is most common?" in sent
-    records = _records(run_rlm("runs", "--json").json()[0]["path"])
+    records = _records(json.loads(run_rlm("runs", "--json").stdout)[0]["path"])
     origin = of_type(records, "origin")[0]
     assert origin["follows"] == first.json()["trace_file"]
     assert origin["request"]["inputs"]["sources"] == [str(tmp_path / "log.txt")]

@@ -27,7 +27,7 @@ def _records(path: str | Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture()
-def earlier(scripted_server, tmp_path: Path) -> tuple[Any, Path, Path]:  # type: ignore[no-untyped-def]
+def earlier(scripted_server: Any, tmp_path: Path) -> tuple[Any, Path, Path]:
     """One finished run over log.txt that left `counts`; its server, source and trajectory."""
     source = tmp_path / "log.txt"
     source.write_text("error a\nok\n")

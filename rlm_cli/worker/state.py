@@ -89,12 +89,16 @@ def save(
         if isinstance(value, (types.FunctionType, type)):
             why = "defined in the REPL: define it again"
         else:
-            buffer = _CappedBuffer(min(max_variable_bytes, max_bytes - total))
+            room = max_bytes - total
+            buffer = _CappedBuffer(min(max_variable_bytes, room))
             try:
                 _Pickler(buffer, references).dump(value)
             except TooLarge:
-                limit = max_variable_bytes if max_variable_bytes <= max_bytes - total else max_bytes
-                why = f"larger than the {format_size(limit)} limit" + ("" if limit == max_variable_bytes else " of all variables")
+                why = (
+                    f"larger than the {format_size(max_variable_bytes)} limit"
+                    if max_variable_bytes <= room
+                    else f"larger than the {format_size(room)} left of the {format_size(max_bytes)} for all variables"
+                )
             except Exception as exc:  # whatever the value's own __reduce__ raises
                 why = f"cannot be pickled ({type(exc).__name__})"
         if why is not None:
