@@ -31,7 +31,7 @@ def _ask(server: Any, *args: str) -> Ran:
     return run_rlm("ask", *args, *server.cli_args(), "--json", env=FAST)
 
 
-def test_a_follow_up_uses_a_variable_of_the_first_run_and_sees_its_answer(scripted_server, tmp_path: Path) -> None:
+def test_ask_runs_show_then_a_follow_up_that_uses_a_variable_of_the_first_run(scripted_server, tmp_path: Path) -> None:
     (tmp_path / "log.txt").write_text("error a\nok\nerror b\nerror a\n")
     seen: list[str] = []
 
@@ -44,6 +44,11 @@ def test_a_follow_up_uses_a_variable_of_the_first_run_and_sees_its_answer(script
     first = _ask(server, str(tmp_path / "log.txt"), "How many kinds of error?")
     assert first.code == 0, first.stderr
     assert first.json()["answer"] == "2"
+
+    listed = run_rlm("runs")
+    assert listed.code == 0 and "How many kinds of error?" in listed.stdout
+    page = tmp_path / "run.html"
+    assert run_rlm("show", "last", "--html", str(page)).code == 0 and "How many kinds of error?" in page.read_text()
 
     second = run_rlm("ask", "-c", "Which error is most common?", *server.cli_args(), env=FAST)
 
