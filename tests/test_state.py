@@ -87,16 +87,22 @@ def test_the_note_names_what_came_back_and_what_did_not() -> None:
 def test_a_follow_up_through_the_api_restores_the_variables(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("alpha\nbeta\n")
-    root = Scripted("root", [repl("words = context.split()\nFINAL(len(words))"), repl("FINAL(words[-1])")])
+    replies = [repl("words = context.split()\nFINAL(len(words))"), repl("last = words[-1]\nFINAL(last)"), repl("FINAL(last.upper())")]
+    root = Scripted("root", replies)
     models, sink = Models(root), ListSink()
     rlm = rlm_with(models, sink, tmp_path)
 
     first = rlm.ask(AskRequest(Inputs((str(notes),)), "How many words?", ModelFlags("root", "sub"), Limits()))
     second = rlm.ask(AskRequest(Inputs(()), "Which is the last?", follow_up=str(first.trace_file)))
 
-    assert (first.answer, second.answer) == ("2", "beta")
-    assert [e.saved[0]["name"] for e in sink.of(StateSaved)] == ["words", "words"]
+    third = rlm.ask(AskRequest(Inputs(()), "Shout it.", follow_up=str(second.trace_file)))
+
+    assert (first.answer, second.answer, third.answer) == ("2", "beta", "BETA")
+    assert [_names(e.saved) for e in sink.of(StateSaved)] == [["words"], ["words", "last"], ["words", "last"]]
     assert "restored 1 variable(s) of the earlier run: words" in [e.message for e in sink.of(Notice)]
     follow_up_prompt = root.seen[1]
     assert [m["role"] for m in follow_up_prompt] == ["system", "user", "assistant", "user"]
     assert "How many words?" in follow_up_prompt[1]["content"] and "My answer was: 2" in follow_up_prompt[2]["content"]
+    chain = [m["content"] for m in root.seen[2][1:5]]  # a follow-up of a follow-up: both earlier Q&As, oldest first
+    assert "How many words?" in chain[0] and "My answer was: 2" in chain[1]
+    assert "Which is the last?" in chain[2] and "My answer was: beta" in chain[3]
