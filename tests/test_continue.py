@@ -58,8 +58,9 @@ def test_ask_runs_show_then_a_follow_up_that_uses_a_variable_of_the_first_run(sc
     assert "How many kinds of error?" in sent and "My answer was: 2" in sent  # the earlier Q&A
     assert "counts (Counter" in sent  # the model is told what came back
     assert "Which error is most common?" in sent
-    records = _records(json.loads(run_rlm("runs", "--json").stdout)[0]["path"])
-    origin = of_type(records, "origin")[0]
+    newest = json.loads(run_rlm("runs", "--json").stdout)[0]
+    assert newest["follows"] == Path(first.json()["trace_file"]).stem
+    origin = of_type(_records(newest["path"]), "origin")[0]
     assert origin["follows"] == first.json()["trace_file"]
     assert origin["request"]["inputs"]["sources"] == [str(tmp_path / "log.txt")]
 
@@ -113,5 +114,6 @@ def test_resume_after_ctrl_c_in_a_batch_gets_the_finished_sub_calls_from_the_cac
     assert cached == {f"q{i}": i < 4 for i in range(8)}  # the finished ones are not paid for twice
     assert len(server.sub_requests()) == 12
     assert of_type(records, "origin")[0]["resumes"] == str(trace)
+    assert json.loads(run_rlm("runs", "--json").stdout)[0]["resumes"] == "first"
     assert "did not finish" in seen[0] and "before (str" in seen[0]
     assert "q?" in seen[0]  # the conversation, rebuilt: the first turn is in it

@@ -9,6 +9,10 @@ variables. The host moves bytes and never unpickles them; it never reads the wor
 directory either. Only the newest KEEP_STATES state files of the runs directory are kept: they
 can be large, and a follow-up is asked soon after.
 
+The worker holds the descriptor of the file it will write for its whole life, so a cell could
+write there too; the host truncates the file before asking for the snapshot and checks its size
+after. Whatever the file holds, only a sandboxed worker ever loads it.
+
 Snapshots cost nothing per turn: one at the end of the run (benchmarks/bench_state.py measures it).
 """
 
