@@ -16,6 +16,7 @@ from test_api import ListSink, Models, Scripted, repl, rlm_with
 from rlm_cli.api import AskRequest, Inputs, Limits, ModelFlags
 from rlm_cli.events import Notice, StateSaved
 from rlm_cli.runs.continuation import variables_note
+from rlm_cli.runs.state import KEEP_STATES, prune_states
 from rlm_cli.sources.context import Context
 from rlm_cli.worker import state
 
@@ -106,3 +107,20 @@ def test_a_follow_up_through_the_api_restores_the_variables(tmp_path: Path) -> N
     chain = [m["content"] for m in root.seen[2][1:5]]  # a follow-up of a follow-up: both earlier Q&As, oldest first
     assert "How many words?" in chain[0] and "My answer was: 2" in chain[1]
     assert "Which is the last?" in chain[2] and "My answer was: beta" in chain[3]
+
+
+def test_the_runs_directory_keeps_the_newest_states_of_runs_it_still_has(tmp_path: Path) -> None:
+    for i in range(KEEP_STATES + 3):
+        (tmp_path / f"run{i:02}.jsonl").write_text("{}\n")
+        (tmp_path / f"run{i:02}.state").write_bytes(b"x")
+        os.utime(tmp_path / f"run{i:02}.state", (1000 + i, 1000 + i))
+    (tmp_path / "run12.jsonl").unlink()  # the newest state's trajectory was pruned
+    stale, fresh = tmp_path / ".run00-a.state.tmp", tmp_path / ".run01-b.state.tmp"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (1000, 1000))
+
+    prune_states(tmp_path)
+
+    assert sorted(p.stem for p in tmp_path.glob("*.state")) == [f"run{i:02}" for i in range(2, KEEP_STATES + 2)]
+    assert not stale.exists() and fresh.exists()

@@ -145,13 +145,13 @@ class Rlm:
             # Opened after loading, so a trace file written inside the source never feeds itself.
             writer = TrajectoryWriter(trace, warn=lambda message: sink.emit(Notice(message, level="warning")))
             sink = Fanout(*self._sinks, writer)
+            for line in loaded.skipped_lines():
+                sink.emit(Notice(line))
+            sink.emit(Notice(f"loaded {len(loaded.files):,} file(s), {loaded.chars:,} characters"))
             state = await self._state(request, continuing, loaded, budget, writer.path, restore_fd, sink)
             restore_fd = None  # the state owns it now
             if no_state is not None:
                 sink.emit(Notice(f"{no_state}; going on without its variables", level="warning"))
-            for line in loaded.skipped_lines():
-                sink.emit(Notice(line))
-            sink.emit(Notice(f"loaded {len(loaded.files):,} file(s), {loaded.chars:,} characters"))
             wanted = redaction_wanted(request.redact, settings.models.model, settings.models.sub_model)
             files = await _within(budget, "scanning for secrets", lambda: _redacted(loaded, wanted, sink))
             if session is None:

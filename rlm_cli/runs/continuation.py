@@ -44,9 +44,13 @@ def digest(files: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
+def _remote(source: str) -> bool:
+    return is_git_url(source) or source.startswith(("http://", "https://"))
+
+
 def absolute_sources(sources: tuple[str, ...]) -> list[str]:
     """Sources as a later run can find them from any directory: local paths made absolute."""
-    return [s if s == "-" or is_git_url(s) or s.startswith(("http://", "https://")) else os.path.abspath(s) for s in sources]
+    return [s if s == "-" or _remote(s) else os.path.abspath(s) for s in sources]
 
 
 def _short(text: str, limit: int) -> str:
@@ -107,7 +111,7 @@ class Earlier:
         """An open descriptor of the state file the run left, or None and why there is none."""
         record = self.trajectory.last("state")
         if record is None or not record.get("file"):
-            return None, f"run {self.id} left no REPL state (it kept no variables, or was killed before it could)"
+            return None, f"run {self.id} left no REPL state (it answered without the REPL, or was killed before it could keep it)"
         path = self.trajectory.path.parent / Path(str(record["file"])).name
         fd = open_state(path)
         return fd, None if fd is not None else f"the REPL state of run {self.id} ({path}) is missing or too large"
@@ -133,7 +137,7 @@ class Earlier:
         for source in sources:
             if source == "-":
                 raise InputError(f"run {self.id} read its input from stdin, which cannot be read again: give SOURCE (rlm ask -c {self.id} SOURCE QUESTION)")
-            if not (is_git_url(source) or source.startswith(("http://", "https://"))) and not os.path.exists(source):
+            if not _remote(source) and not os.path.exists(source):
                 raise InputError(f"{source}, a source of run {self.id}, is gone")
 
     def resumable(self) -> list[dict[str, str]]:

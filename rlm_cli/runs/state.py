@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,8 @@ SLACK_BYTES = 1_000_000  # the file's own framing around the variables
 SAVE_TIMEOUT_S = 10.0  # an interrupted cell's SIGINT, then the pickling
 RESTORE_TIMEOUT_S = 30.0
 KEEP_STATES = 10
+TMP_SUFFIX = ".state.tmp"  # a file being written; one a killed run left is removed after STALE_S
+STALE_S = 24 * 3600
 
 History = Callable[[RestoreReply | None], list[dict[str, str]]]
 
@@ -61,7 +64,7 @@ class RunState:
         self._out_tmp: str | None = None
         if self._target is not None:
             with contextlib.suppress(OSError):  # an unwritable directory: no state kept, the run goes on
-                self._out_fd, self._out_tmp = tempfile.mkstemp(dir=self._target.parent, prefix=f".{self._target.stem}-", suffix=".tmp")
+                self._out_fd, self._out_tmp = tempfile.mkstemp(dir=self._target.parent, prefix=f".{self._target.stem}-", suffix=TMP_SUFFIX)
 
     @property
     def continues(self) -> bool:
@@ -110,7 +113,7 @@ class RunState:
             return
         sink.emit(StateSaved(self._target.name, size, list(reply.saved), list(reply.skipped)))
         if self._target.parent == runs_dir():  # prune only our own directory, never a user's
-            _prune(self._target.parent)
+            prune_states(self._target.parent)
 
     def close(self) -> None:
         for fd in (self._out_fd, self._restore_fd):
@@ -135,10 +138,14 @@ def open_state(path: Path) -> int | None:
     return fd
 
 
-def _prune(directory: Path) -> None:
-    """Keep the newest KEEP_STATES state files, and none whose trajectory is gone."""
+def prune_states(directory: Path) -> None:
+    """Keep the newest KEEP_STATES state files, none whose trajectory is gone, and no stale temporary one."""
     with contextlib.suppress(OSError):
         states = sorted(directory.glob("*.state"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for i, path in enumerate(states):
-            if i >= KEEP_STATES or not path.with_suffix(".jsonl").exists():
+        orphans = [path for path in states if not path.with_suffix(".jsonl").exists()]
+        kept = [path for path in states if path not in orphans]
+        for path in orphans + kept[KEEP_STATES:]:
+            path.unlink(missing_ok=True)
+        for path in directory.glob(f".*{TMP_SUFFIX}"):
+            if time.time() - path.stat().st_mtime > STALE_S:
                 path.unlink(missing_ok=True)
