@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 from test_api import ListSink, Models, Scripted, repl, rlm_with
+from trajectories import write_run
 
 from rlm_cli.api import AskRequest, Inputs, Limits, ModelFlags
+from rlm_cli.errors import InputError, UsageError
 from rlm_cli.events import Notice, StateSaved
-from rlm_cli.runs.continuation import variables_note
+from rlm_cli.runs.continuation import Earlier, resume_history, variables_note
 from rlm_cli.runs.state import KEEP_STATES, prune_states
 from rlm_cli.sources.context import Context
+from rlm_cli.trace.trajectory import default_trace_path
 from rlm_cli.worker import state
 
 
@@ -88,7 +91,7 @@ def test_the_note_names_what_came_back_and_what_did_not() -> None:
 def test_a_follow_up_through_the_api_restores_the_variables(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("alpha\nbeta\n")
-    replies = [repl("words = context.split()\nFINAL(len(words))"), repl("last = words[-1]\nFINAL(last)"), repl("FINAL(last.upper())")]
+    replies: list[str | Exception] = [repl("words = context.split()\nFINAL(len(words))"), repl("last = words[-1]\nFINAL(last)"), repl("FINAL(last.upper())")]
     root = Scripted("root", replies)
     models, sink = Models(root), ListSink()
     rlm = rlm_with(models, sink, tmp_path)
@@ -124,3 +127,31 @@ def test_the_runs_directory_keeps_the_newest_states_of_runs_it_still_has(tmp_pat
 
     assert sorted(p.stem for p in tmp_path.glob("*.state")) == [f"run{i:02}" for i in range(2, KEEP_STATES + 2)]
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_killed_run_is_resumed_from_its_last_turn_and_one_without_prompts_is_refused(tmp_path: Path) -> None:
+    write_run(tmp_path / "killed.jsonl", end=False, sub_rlm=True)
+    earlier = Earlier.load(str(tmp_path / "killed.jsonl"))
+
+    history = resume_history(earlier, earlier.resumable(), None, "iteration 1 of 5")
+
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert "Question: How many errors are in the log?" in history[0]["content"]
+    last = history[-1]["content"]
+    assert last.startswith("9\n\n[iteration 4 of 30] Continue.")  # the turn the killed run had sent
+    assert "now goes on, with a fresh budget: iteration 1 of 5" in last and "holds no variables" in last
+    assert not [m for m in history if "1234" in m["content"]]  # the sub-RLM's turns are not the root's
+
+    write_run(tmp_path / "old.jsonl", end=False, prompts=False)
+    with pytest.raises(InputError, match="does not hold the conversation"):
+        Earlier.load(str(tmp_path / "old.jsonl")).resumable()
+    write_run(tmp_path / "done.jsonl")
+    with pytest.raises(UsageError, match="ended with an answer"):
+        Earlier.load(str(tmp_path / "done.jsonl")).resumable()
+
+
+def test_a_second_run_in_the_same_second_never_gets_the_first_ones_trajectory() -> None:
+    first = default_trace_path()
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_text("{}\n")  # a follow-up opens its trajectory while the run it follows is on disk
+    assert default_trace_path() != first

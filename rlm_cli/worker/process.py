@@ -12,7 +12,10 @@ or follows a path inside the scratch directory: the context arrives through an i
 descriptor (`handoff`), written afresh from the host's own copy at every start; the worker's
 stdout and stderr go to a pipe the host drains continuously, keeping only a bounded tail to
 quote when the worker dies; and every message it sends is checked (`protocol.decode`) before
-it is believed, a bad one costing the worker a restart, never the host its run.
+it is believed, a bad one costing the worker a restart, never the host its run. A run's first
+worker also inherits the descriptors of its state files (rlm_cli.runs.state): one it pickles its
+variables into when asked (`save_state`), one it restores an earlier run's from
+(`restore_state`); the host moves those bytes and never loads them.
 """
 
 from __future__ import annotations
