@@ -36,7 +36,7 @@ def record(request: AskRequest) -> dict[str, Any]:
     models = {k: redact_url(v) if v and k.endswith("api_base") else v for k, v in asdict(request.models).items()}
     return {
         "inputs": {
-            "sources": absolute_sources(inputs.sources),
+            "sources": [redact_url(source) for source in absolute_sources(inputs.sources)],
             "include": list(inputs.include),
             "exclude": list(inputs.exclude),
             "use_gitignore": inputs.use_gitignore,
