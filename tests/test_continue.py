@@ -117,3 +117,17 @@ def test_resume_after_ctrl_c_in_a_batch_gets_the_finished_sub_calls_from_the_cac
     assert json.loads(run_rlm("runs", "--json").stdout)[0]["resumes"] == "first"
     assert "did not finish" in seen[0] and "before (str" in seen[0]
     assert "q?" in seen[0]  # the conversation, rebuilt: the first turn is in it
+
+
+def test_a_follow_up_on_other_sources_keeps_the_variables(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "old.txt").write_text("one\ntwo\n")
+    (tmp_path / "new.txt").write_text("one\ntwo\nthree\n")
+    server = scripted_server([repl("before = len(context.splitlines())\nFINAL(before)"), repl("FINAL(f'{before} -> {len(context.splitlines())}')")])
+    first = _ask(server, str(tmp_path / "old.txt"), "How many lines?")
+    assert first.code == 0, first.stderr
+
+    ran = run_rlm("ask", "-c", "last", str(tmp_path / "new.txt"), "And in the new file?", *server.cli_args(), env=FAST)
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == "2 -> 3\n"
+    assert "have changed since" not in ran.stderr  # other sources, asked for: no warning about them

@@ -116,3 +116,11 @@ def test_resume_of_a_truncated_trajectory_goes_on_from_what_it_holds(scripted_se
     assert ran.code == 0, ran.stderr
     assert ran.stdout == "2\n"  # `step` came back
     assert "skipped 1 damaged line(s)" in ran.stderr
+
+
+def test_a_follow_up_on_a_run_that_read_stdin_needs_the_source_again(scripted_server: Any) -> None:
+    server = scripted_server([repl("FINAL(len(context))")])
+    first = run_rlm("ask", "-", "How long?", *server.cli_args(), input="abc\n", env=FAST)
+    assert first.code == 0, first.stderr
+
+    _one_line(run_rlm("ask", "-c", "Longer?", *server.cli_args()), 3, "read its input from stdin, which cannot be read again")

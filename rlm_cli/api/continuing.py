@@ -28,6 +28,7 @@ class Continuing:
     earlier: Earlier
     how: str  # follows | resumes
     history: History
+    same_sources: bool = True  # the earlier run's sources again (a follow-up may name others)
 
 
 def record(request: AskRequest) -> dict[str, Any]:
@@ -81,7 +82,8 @@ def follow_up(request: AskRequest) -> tuple[AskRequest, Continuing]:
     inputs = request.inputs if request.inputs.sources else _inputs(earlier)
     chain = earlier.chain()
     asked = replace(request, inputs=inputs, models=_models(request.models, earlier))
-    return asked, Continuing(earlier, "follows", lambda restored, budget: follow_up_history(chain, restored))
+    history: History = lambda restored, budget: follow_up_history(chain, restored)
+    return asked, Continuing(earlier, "follows", history, same_sources=not request.inputs.sources)
 
 
 def resume(request: ResumeRequest) -> tuple[AskRequest, Continuing]:

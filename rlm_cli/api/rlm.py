@@ -217,7 +217,7 @@ class Rlm:
         if earlier is None or continuing is None:
             return RunState(trace)
         before = earlier.origin.get("digest")
-        if isinstance(before, str) and before != fingerprint:
+        if continuing.same_sources and isinstance(before, str) and before != fingerprint:
             sink.emit(Notice(f"the sources of run {earlier.id} have changed since it ran; going on with them as they are now", level="warning"))
         if earlier.trajectory.damaged:
             sink.emit(Notice(f"{earlier.trajectory.path}: skipped {earlier.trajectory.damaged} damaged line(s)", level="warning"))
