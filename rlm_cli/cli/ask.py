@@ -58,7 +58,7 @@ def ask(
     question: Annotated[
         str | None, typer.Argument(help="The question; read from stdin when omitted and SOURCE is not '-'.")
     ] = None,
-    third: Annotated[str | None, typer.Argument(hidden=True, help="With -c: RUN SOURCE QUESTION.")] = None,
+    c_question: Annotated[str | None, typer.Argument(hidden=True, help="With -c: the QUESTION of RUN SOURCE QUESTION.")] = None,
     follow_up: Annotated[
         bool,
         typer.Option(
@@ -116,11 +116,11 @@ def ask(
         run: str | None = None
         sources: list[str] = [source]
         if follow_up:
-            run, sources, question = _follow_up_arguments(source, question, third)
+            run, sources, question = _follow_up_arguments(source, question, c_question)
             if not sources and (add or include or exclude or no_gitignore or max_file_size != MAX_FILE_SIZE):
                 raise UsageError("with -c, give SOURCE again to change the sources or their filters (rlm ask -c RUN SOURCE QUESTION)")
-        elif third is not None:
-            raise UsageError(f"unexpected argument {third!r} (a follow-up on an earlier run takes -c)")
+        elif c_question is not None:
+            raise UsageError(f"unexpected argument {c_question!r} (a follow-up on an earlier run takes -c)")
         if question is None:
             if source == "-":
                 raise UsageError("the question is missing (SOURCE is '-', so stdin holds the input)")
