@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +129,30 @@ def test_a_follow_up_on_a_run_that_read_stdin_needs_the_source_again(scripted_se
     assert first.code == 0, first.stderr
 
     _one_line(run_rlm("ask", "-c", "Longer?", *server.cli_args()), 3, "read its input from stdin, which cannot be read again")
+
+
+def test_ctrl_c_in_a_cell_that_ignores_it_keeps_no_state_and_says_so(scripted_server: Any, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+    stubborn = "lost = 1\nimport signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('in', flush=True)\ntime.sleep(60)"
+    server = scripted_server([repl(stubborn), repl("FINAL(str('lost' in dir()))")])
+    trace = tmp_path / "first.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlm_cli", "ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--trace", str(trace)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **FAST},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (trace.exists() and of_type(_records(trace), "root_response")):
+        time.sleep(0.05)
+    time.sleep(1.5)  # the cell ignores SIGINT and sleeps now
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, stderr.decode()
+    assert time.monotonic() - sent < 15.0  # stops promptly (how fast is for benchmarks)
+    assert "could not be kept for a follow-up" in stderr.decode()
+    assert not of_type(_records(trace), "state") and _records(trace)[-1]["type"] == "run_end"
+
+    ran = run_rlm("ask", "-c", str(trace), "Still there?", *server.cli_args(), env=FAST)
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == "False\n" and "left no REPL state" in ran.stderr

@@ -341,9 +341,10 @@ class WorkerProcess:
 
     async def _ask(self, request: Message, expected: type[Message], timeout: float) -> Message | None:
         """Send `request` between cells and wait for its reply; what a cell still sends first
-        (its execute_reply, a sub-call, which is refused) is passed over."""
+        (its execute_reply, a sub-call, which is refused) is passed over. An interrupted cell
+        gets INTERRUPT_GRACE_S to stop, as a timed-out one does, so Ctrl-C stays prompt."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(INTERRUPT_GRACE_S):
                 if self._cancelled_read is not None:
                     await asyncio.wait({self._cancelled_read})
                     self._cancelled_read = None
@@ -351,6 +352,7 @@ class WorkerProcess:
                     while not isinstance(message := await self._next_message(), ExecuteReply):
                         self._refuse(message)
                     self._busy = False
+            async with asyncio.timeout(timeout):
                 self._send(request)
                 while not isinstance(message := await self._next_message(), expected):
                     self._refuse(message)
