@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlm_cli import __version__, strategy
 from rlm_cli.answers import AnswerCheck, Verdict
@@ -37,6 +37,9 @@ from rlm_cli.worker.handoff import Handoff
 from rlm_cli.worker.process import CellOutcome, WorkerProcess, max_workers
 from rlm_cli.worker.protocol import LlmRequest
 
+if TYPE_CHECKING:
+    from rlm_cli.runs.state import RunState
+
 DEFAULT_SUB_CHARS = 100_000  # what we tell the root a sub-call can read when the window is unknown
 
 
@@ -53,6 +56,7 @@ class RunConfig:
     check: AnswerCheck | None = None  # what the top-level answer must satisfy (--schema, --cite)
     sub_limiter: Limiter | None = None  # shared with other runs (rlm batch); None: --concurrency of its own
     strategy: str = "rlm"  # rlm | direct | auto (rlm_cli.strategy)
+    state: RunState | None = None  # the REPL variables kept at the end, and what an earlier run left (runs.state)
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ class Run:
     def _strategy(self, files: Mapping[str, str]) -> str:
         if self.config.check is not None:  # --schema and --cite are checked on a FINAL from the REPL
             return "rlm"
+        if self.config.state is not None and self.config.state.continues:  # the earlier run's REPL and turns
+            return "rlm"
         chars = sum(len(text) for text in files.values())
         return strategy.choose(self.config.strategy, chars, self.config.question, self._client(self.config.root).context_window())
 
@@ -224,16 +230,21 @@ class Run:
         repository = RepoInfo(str(repo["name"]), repo.get("commit"), repo.get("remote_url")) if repo else None
         handoff = Handoff.of(files, code, repository)
         slots = self._worker_slots.setdefault(depth, asyncio.Semaphore(self._max_workers))
+        state = self.config.state if depth == 0 else None
         async with slots:
             scratch = Path(tempfile.mkdtemp(prefix=f"rlm-depth{depth}-"))
             try:
-                worker = WorkerProcess(handoff, scratch)
+                worker = WorkerProcess(handoff, scratch, inherit=state.fds() if state is not None else ())
                 try:
                     if started:
                         await worker.start()
                         self._isolation_notices(worker, depth)
+                        if state is not None:  # a follow-up or resume: its variables before the first turn
+                            await state.restore(worker, self.sink)
                     yield worker
                 finally:
+                    if state is not None:  # whatever ended the run, Ctrl-C too: the variables outlive it
+                        await state.keep(worker, self.sink)
                     await worker.close()
             finally:
                 # Never follows a link the worker planted: on Linux rmtree walks by descriptor.
@@ -278,7 +289,8 @@ class Run:
     ) -> LoopResult:
         """Drive one root loop in its own worker; `created` sees the loop before it runs, so a
         caller can read its iterations and usage after a failure."""
-        async with self.worker(files, depth, started=False) as worker:
+        state = self.config.state if depth == 0 else None
+        async with self.worker(files, depth, started=state is not None and state.continues) as worker:
             root = self.config.root if depth == 0 else self.config.sub
             if depth == 0:
                 self.sink.emit(
@@ -306,6 +318,8 @@ class Run:
             )
             if created is not None:
                 created(loop)
+            if state is not None and state.continues:  # the worker was started and restored first
+                return await loop.run(question, history=state.history())
             return await self._alongside_start(worker, loop.run(question), depth)
 
     def _index_code(self, files: Mapping[str, str]) -> tuple[CodeIndex, CodeSummary] | None:

@@ -170,15 +170,45 @@ class Message(Event):
     """
 
     type: ClassVar[str] = "message"
-    role: str  # system | user
+    role: str  # system | user (| assistant: the earlier turns a follow-up or a resumed run starts from)
     content: str
     iteration: int  # the turn this message is input to
     depth: int = 0
     parent: int | None = None  # as for RootResponse: the sub-RLM this conversation belongs to
 
 
+@dataclass(frozen=True)
+class Origin(Event):
+    """How a run was asked for, so it can be followed up (`rlm ask -c`) or resumed (`rlm resume`).
+
+    `request`: the sources (local paths made absolute), their filters, the model flags as given
+    and the answer options; `digest`: a hash of the loaded files, to tell whether they changed
+    since; `follows` / `resumes`: the trajectory of the run this one follows up or resumes.
+    """
+
+    type: ClassVar[str] = "origin"
+    request: dict[str, Any]
+    digest: str
+    follows: str | None = None
+    resumes: str | None = None
+
+
+@dataclass(frozen=True)
+class StateSaved(Event):
+    """The REPL variables the run left, pickled by its worker into `file` (next to the trajectory)."""
+
+    type: ClassVar[str] = "state"
+    file: str
+    nbytes: int
+    saved: list[dict[str, Any]]  # {name, type, nbytes}
+    skipped: list[dict[str, Any]]  # {name, why}
+
+
 _BY_TYPE: dict[str, type[Event]] = {
-    cls.type: cls for cls in (RunStart, Notice, Redacted, RootResponse, CellStart, Cell, SubcallStart, Subcall, Final, RunEnd, Message)
+    cls.type: cls
+    for cls in (
+        RunStart, Notice, Redacted, RootResponse, CellStart, Cell, SubcallStart, Subcall, Final, RunEnd, Message, Origin, StateSaved,
+    )
 }
 
 
@@ -214,7 +244,7 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
 # -- end of the runs part -----------------------------------------------------------------------
 
 TRAJECTORY_TYPES = frozenset(
-    {"run_start", "notice", "redaction", "root_response", "cell", "subcall", "final", "run_end", "message"}
+    {"run_start", "notice", "redaction", "root_response", "cell", "subcall", "final", "run_end", "message", "origin", "state"}
 )
 
 

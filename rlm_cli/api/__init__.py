@@ -9,6 +9,10 @@ or, with every option and a sink that sees each event:
     rlm = Rlm(sinks=[my_sink])
     result = rlm.ask(AskRequest(Inputs(("./repo",)), "...", ModelFlags(model="gpt-4o-mini"), Limits(max_iterations=10)))
 
+A follow-up is `AskRequest(Inputs(()), "...", follow_up="last")` (the earlier run's sources,
+questions and answers, and REPL variables); `rlm.resume(ResumeRequest("last", Limits(...)))` goes
+on with an interrupted run.
+
 `Rlm.ask` returns an `AskResult` (status `ok` or `limit`) or raises an `RlmError` carrying the
 partial result as `exc.result`; nothing here prints or exits.
 """
@@ -18,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rlm_cli.api.models import ModelSession
-from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest
+from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest, ResumeRequest
 from rlm_cli.api.results import AskResult
 from rlm_cli.api.rlm import Rlm
 from rlm_cli.budget import Limits
 from rlm_cli.events import Sink
 from rlm_cli.settings import ModelFlags
 
-__all__ = ["AskRequest", "AskResult", "Inputs", "Limits", "ModelFlags", "ModelSession", "ReplRequest", "Rlm", "ask"]
+__all__ = ["AskRequest", "AskResult", "Inputs", "Limits", "ModelFlags", "ModelSession", "ReplRequest", "ResumeRequest", "Rlm", "ask"]
 
 
 def ask(

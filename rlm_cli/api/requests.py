@@ -1,4 +1,4 @@
-"""What a caller asks for: the inputs, the question, the models and the limits of one run.
+"""What a caller asks for: the inputs, the question, the models and the limits of one run (or of a resumed one).
 
 Plain frozen values with the CLI's defaults; nothing here reads the environment or touches the
 disk until `Inputs.load()` is called.
@@ -55,6 +55,10 @@ class AskRequest:
     schema: dict[str, Any] | None = None  # a JSON Schema the answer must satisfy (printed as JSON)
     cite: bool = False  # the answer names file:line sources, each checked against the context
     strategy: str = "auto"  # auto | rlm | direct (rlm_cli.strategy)
+    # RUN (a run id, a trajectory path, `last`) this question follows up: the earlier questions and
+    # answers go into the prompt and its REPL variables are restored; with no sources in `inputs`,
+    # the earlier run's are used, and with no model flags, its models.
+    follow_up: str | None = None
 
     def checked_question(self) -> str:
         question = self.question.strip()
@@ -66,6 +70,20 @@ class AskRequest:
                 " (put long material in a source, e.g. --add FILE)"
             )
         return question
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """Go on with RUN (interrupted, or ended by a limit or an error) with fresh `limits`.
+
+    Its conversation and REPL variables are restored; sources and options are the earlier run's,
+    and so are the models unless `models` names some.
+    """
+
+    run: str
+    limits: Limits = field(default_factory=Limits)
+    models: ModelFlags = ModelFlags()
+    trace: Path | None = None
 
 
 @dataclass(frozen=True)

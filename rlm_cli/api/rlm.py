@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TypeVar
@@ -24,19 +24,23 @@ from typing import TypeVar
 from rlm_cli import settings as settings_module
 from rlm_cli import strategy as strategy_module
 from rlm_cli.answers import AnswerCheck
+from rlm_cli.api import continuing as continuing_module
+from rlm_cli.api.continuing import Continuing
 from rlm_cli.api.models import ClientFactory, ModelSession
-from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest
+from rlm_cli.api.requests import AskRequest, Inputs, ReplRequest, ResumeRequest
 from rlm_cli.api.results import AskResult
 from rlm_cli.budget import Budget, Limits
 from rlm_cli.clients import ClientMaker, warm_up_for
 from rlm_cli.concurrency import Limiters
 from rlm_cli.engine import Run, RunConfig, RunResult, Session
 from rlm_cli.errors import Interrupted, LimitError, ModelError, RlmError
-from rlm_cli.events import Fanout, Notice, Redacted, Sink
+from rlm_cli.events import Fanout, Notice, Origin, Redacted, Sink
 from rlm_cli.inspection import Inspection, inspect_sources
 from rlm_cli.model_client import Completion, ModelSettings
 from rlm_cli.paths import cache_dir, check_writable
 from rlm_cli.redaction import redact, redaction_wanted
+from rlm_cli.runs.continuation import digest
+from rlm_cli.runs.state import RunState
 from rlm_cli.settings import ModelFlags, Settings
 from rlm_cli.sources.loader import LoadedSources
 from rlm_cli.subcall_cache import SubcallCache
@@ -90,16 +94,38 @@ class Rlm:
 
     def ask(self, request: AskRequest) -> AskResult:
         """`ask_async` for code without an event loop; Ctrl-C becomes `Interrupted`."""
-        try:
-            return asyncio.run(self.ask_async(request))
-        except KeyboardInterrupt:
-            raise Interrupted("interrupted") from None
+        return _sync(self.ask_async(request))
+
+    def resume(self, request: ResumeRequest) -> AskResult:
+        """`resume_async` for code without an event loop; Ctrl-C becomes `Interrupted`."""
+        return _sync(self.resume_async(request))
 
     async def ask_async(
         self, request: AskRequest, models: ModelSession | None = None, sub_limiter: Limiter | None = None
     ) -> AskResult:
         """Answer one request; `models` lets many requests share started local servers, and
-        `sub_limiter` lets them share the slots for sub-calls to one provider."""
+        `sub_limiter` lets them share the slots for sub-calls to one provider. With
+        `request.follow_up`, the earlier run's Q&A and REPL variables come along."""
+        continuing = None
+        if request.follow_up is not None:
+            request, continuing = continuing_module.follow_up(request)
+        return await self._ask(request, continuing, models, sub_limiter)
+
+    async def resume_async(self, request: ResumeRequest) -> AskResult:
+        """Go on with an interrupted or limit-ended run: its conversation and variables, fresh limits.
+
+        A new trajectory records it, naming the run it resumes; sub-calls the earlier run finished
+        come from the sub-call cache."""
+        asked, continuing = continuing_module.resume(request)
+        return await self._ask(asked, continuing)
+
+    async def _ask(
+        self,
+        request: AskRequest,
+        continuing: Continuing | None,
+        models: ModelSession | None = None,
+        sub_limiter: Limiter | None = None,
+    ) -> AskResult:
         budget = Budget(request.limits)  # the clock starts now: --timeout covers loading too
         question = request.checked_question()
         check = AnswerCheck(request.schema, request.cite) if request.schema is not None or request.cite else None
@@ -111,6 +137,9 @@ class Rlm:
         warm_up_for((settings.models.model, settings.models.api_base), (settings.models.sub_model, settings.models.sub_api_base))
         writer: TrajectoryWriter | None = None
         session = models
+        # Opened first: pruning old runs (the trajectory writer's) must not take the state away.
+        restore_fd, no_state = continuing.earlier.state() if continuing is not None else (None, None)
+        state: RunState | None = None
         try:
             loaded = await _within(budget, "loading the sources", request.inputs.load)
             # Opened after loading, so a trace file written inside the source never feeds itself.
@@ -119,6 +148,10 @@ class Rlm:
             for line in loaded.skipped_lines():
                 sink.emit(Notice(line))
             sink.emit(Notice(f"loaded {len(loaded.files):,} file(s), {loaded.chars:,} characters"))
+            state = await self._state(request, continuing, loaded, budget, writer.path, restore_fd, sink)
+            restore_fd = None  # the state owns it now
+            if no_state is not None:
+                sink.emit(Notice(f"{no_state}; going on without its variables", level="warning"))
             wanted = redaction_wanted(request.redact, settings.models.model, settings.models.sub_model)
             files = await _within(budget, "scanning for secrets", lambda: _redacted(loaded, wanted, sink))
             if session is None:
@@ -135,6 +168,7 @@ class Rlm:
                 repository=asdict(loaded.repository) if loaded.repository else None,
                 check=replace(check, files=loaded.files) if check is not None else None,
                 sub_limiter=sub_limiter,
+                state=state,
             )
             cache = None if request.no_cache else SubcallCache(cache_dir(self._environ) / "subcalls")
             run = Run(config, sink, session.make_client, budget, cache)
@@ -156,8 +190,39 @@ class Rlm:
         finally:
             if models is None and session is not None:
                 session.close()
+            if state is not None:
+                state.close()
+            elif restore_fd is not None:
+                os.close(restore_fd)
             if writer is not None:
                 writer.close()
+
+    async def _state(
+        self,
+        request: AskRequest,
+        continuing: Continuing | None,
+        loaded: LoadedSources,
+        budget: Budget,
+        trace: Path,
+        restore_fd: int | None,
+        sink: Sink,
+    ) -> RunState:
+        """The run's `origin` record, a warning when the earlier run's sources changed since, and
+        its REPL state: kept next to the trajectory, restored from the earlier run."""
+        fingerprint = await _within(budget, "hashing the sources", lambda: digest(loaded.files))
+        earlier = continuing.earlier if continuing is not None else None
+        resumes = continuing is not None and continuing.how == "resumes"
+        follows = earlier.origin.get("follows") if resumes and earlier else (str(earlier.trajectory.path) if earlier else None)
+        sink.emit(Origin(continuing_module.record(request), fingerprint, follows, str(earlier.trajectory.path) if resumes and earlier else None))
+        if earlier is None or continuing is None:
+            return RunState(trace)
+        before = earlier.origin.get("digest")
+        if continuing.same_sources and isinstance(before, str) and before != fingerprint:
+            sink.emit(Notice(f"the sources of run {earlier.id} have changed since it ran; going on with them as they are now", level="warning"))
+        if earlier.trajectory.damaged:
+            sink.emit(Notice(f"{earlier.trajectory.path}: skipped {earlier.trajectory.damaged} damaged line(s)", level="warning"))
+        history = continuing.history
+        return RunState(trace, restore_fd, lambda restored: history(restored, budget.summary(1)))
 
     @staticmethod
     def _early_result(
@@ -216,6 +281,13 @@ class Unconfigured:
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         raise ModelError(self._why)
+
+
+def _sync(work: Coroutine[None, None, AskResult]) -> AskResult:
+    try:
+        return asyncio.run(work)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted") from None
 
 
 def _redacted(loaded: LoadedSources, wanted: bool, sink: Sink) -> Mapping[str, str]:

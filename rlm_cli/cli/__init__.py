@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from rlm_cli.cli import ask, batch, bench, inspect, mcp, repl, runs, serve, show  # noqa: F401  (each registers its command)
+from rlm_cli.cli import ask, batch, bench, inspect, mcp, repl, resume, runs, serve, show  # noqa: F401  (each registers its command)
 from rlm_cli.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,9 +1,15 @@
-"""`rlm ask`: parse the options into an `AskRequest`, run it, print the answer."""
+"""`rlm ask`: parse the options into an `AskRequest`, run it, print the answer.
+
+With `-c/--continue` it is a follow-up on an earlier run: the positionals are then
+`[RUN [SOURCE]] QUESTION` (RUN defaults to `last`; without SOURCE, the earlier run's sources
+and filters). `print_outcome` is shared with `rlm resume`.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,16 +21,27 @@ from rlm_cli.cli.options import (
     MAX_FILE_SIZE,
     Add,
     ApiBase,
+    AsJson,
     CellTimeout,
+    Concurrency,
     Exclude,
     Include,
+    MaxConcurrency,
+    MaxCost,
+    MaxDepth,
     MaxFileSize,
+    MaxIterations,
+    MaxSubcalls,
     Model,
     NoGitignore,
+    Output,
+    Quiet,
     Redact,
     Source,
     SubApiBase,
     SubModel,
+    Timeout,
+    Trace,
     inputs,
     model_flags,
 )
@@ -32,7 +49,7 @@ from rlm_cli.errors import RlmError, UsageError
 from rlm_cli.paths import check_writable
 
 if TYPE_CHECKING:
-    from rlm_cli.api import AskRequest
+    from rlm_cli.api import AskRequest, AskResult, Rlm
 
 
 @app.command(no_args_is_help=True)
@@ -41,6 +58,15 @@ def ask(
     question: Annotated[
         str | None, typer.Argument(help="The question; read from stdin when omitted and SOURCE is not '-'.")
     ] = None,
+    c_question: Annotated[str | None, typer.Argument(hidden=True, help="With -c: the QUESTION of RUN SOURCE QUESTION.")] = None,
+    follow_up: Annotated[
+        bool,
+        typer.Option(
+            "-c", "--continue",
+            help="A follow-up on an earlier run; the arguments are then [RUN [SOURCE]] QUESTION (RUN: an id, a path or"
+            " `last`, the default). Same sources unless SOURCE is given, earlier Q&A in the prompt, REPL variables restored.",
+        ),
+    ] = False,
     model: Model = None,
     sub_model: SubModel = None,
     api_base: ApiBase = None,
@@ -50,24 +76,18 @@ def ask(
     exclude: Exclude = None,
     no_gitignore: NoGitignore = False,
     max_file_size: MaxFileSize = MAX_FILE_SIZE,
-    max_iterations: Annotated[int, typer.Option("--max-iterations", min=1, help="Root model turns.")] = DEFAULTS.max_iterations,
-    max_depth: Annotated[
-        int, typer.Option("--max-depth", min=1, help="Recursion depth; 1 = sub-calls are plain model calls.")
-    ] = DEFAULTS.max_depth,
-    max_subcalls: Annotated[int | None, typer.Option("--max-subcalls", min=0, help="Sub-calls allowed in the whole run.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop when the run has cost this much (USD).")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", min=0.1, help="Seconds for the whole run, loading included.")] = None,
+    max_iterations: MaxIterations = DEFAULTS.max_iterations,
+    max_depth: MaxDepth = DEFAULTS.max_depth,
+    max_subcalls: MaxSubcalls = None,
+    max_cost: MaxCost = None,
+    timeout: Timeout = None,
     cell_timeout: CellTimeout = DEFAULTS.cell_timeout,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="Requests in flight a provider starts with; raised while it keeps up.")
-    ] = DEFAULTS.concurrency,
-    max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", min=1, help="The most requests in flight to one provider.")
-    ] = DEFAULTS.max_concurrency,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer.")] = False,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")] = None,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")] = False,
-    trace: Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")] = None,
+    concurrency: Concurrency = DEFAULTS.concurrency,
+    max_concurrency: MaxConcurrency = DEFAULTS.max_concurrency,
+    as_json: AsJson = False,
+    output: Output = None,
+    quiet: Quiet = False,
+    trace: Trace = None,
     redact: Redact = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="No model call: files kept and skipped, tokens, the prompt's size, a cost range.")
@@ -85,12 +105,22 @@ def ask(
 
     The model comes from --model, then RLM_MODEL, then `model` in the config file (RLM_CONFIG, or config.toml in the user config directory), then the bundled local model if the `local` extra is installed. `--model local:/path/model.gguf` serves any GGUF.
 
-    Exit codes: 0 answer, 2 usage, 3 input, 4 model, 5 a limit ended the run, 130 interrupted.
+    `rlm ask -c "QUESTION"` follows up the last run, `rlm ask -c RUN "QUESTION"` another one.
+
+    Exit codes: 0 answer, 2 usage, 3 input (a source or an earlier run missing or unreadable), 4 model, 5 a limit ended the run, 130 interrupted.
     """
     from rlm_cli.answers import load_schema
-    from rlm_cli.api import AskRequest, Limits, Rlm
+    from rlm_cli.api import AskRequest, Limits
 
     with guard():
+        run: str | None = None
+        sources: list[str] = [source]
+        if follow_up:
+            run, sources, question = _follow_up_arguments(source, question, c_question)
+            if not sources and (add or include or exclude or no_gitignore or max_file_size != MAX_FILE_SIZE):
+                raise UsageError("with -c, give SOURCE again to change the sources or their filters (rlm ask -c RUN SOURCE QUESTION)")
+        elif c_question is not None:
+            raise UsageError(f"unexpected argument {c_question!r} (a follow-up on an earlier run takes -c)")
         if question is None:
             if source == "-":
                 raise UsageError("the question is missing (SOURCE is '-', so stdin holds the input)")
@@ -99,7 +129,7 @@ def ask(
             check_writable(output, "-o/--output")
         limits = Limits(max_iterations, max_depth, max_subcalls, max_cost, timeout, cell_timeout, concurrency, max_concurrency)
         request = AskRequest(
-            inputs(source, add, include, exclude, no_gitignore, max_file_size),
+            inputs(sources, add, include, exclude, no_gitignore, max_file_size),
             question,
             model_flags(model, sub_model, api_base, sub_api_base),
             limits,
@@ -109,29 +139,48 @@ def ask(
             schema=load_schema(schema) if schema is not None else None,
             cite=cite,
             strategy=strategy,
+            follow_up=run,
         )
         if dry_run:
+            if run is not None:
+                raise UsageError("--dry-run does not take -c")
             _dry_run(request, as_json, output)
             return
-        view = None
-        if not quiet:
-            from rlm_cli.trace.console import console_trace  # Rich, ~0.1 s to import: not with -q
+        print_outcome(lambda rlm: rlm.ask(request), as_json, output, quiet)
 
-            view = console_trace()
-        try:
-            result = Rlm(sinks=[view] if view else []).ask(request)
-        except RlmError as exc:
-            if as_json and exc.result is not None:
-                _write(output, json.dumps(exc.result.as_json(), ensure_ascii=False) + "\n")
-            raise
-        finally:
-            if view is not None:
-                view.close()
-        if as_json:
-            _write(output, json.dumps(result.as_json(), ensure_ascii=False) + "\n")
-        elif (text := result.text()) is not None:
-            _write(output, text if text.endswith("\n") else text + "\n")
-        conclude(result)
+
+def _follow_up_arguments(first: str, second: str | None, third: str | None) -> tuple[str, list[str], str | None]:
+    """`-c`'s positionals `[RUN [SOURCE]] QUESTION` as (RUN, sources given again, QUESTION)."""
+    if second is None:
+        return "last", [], first
+    if third is None:
+        return first, [], second
+    return first, [second], third
+
+
+def print_outcome(run: Callable[[Rlm], AskResult], as_json: bool, output: Path | None, quiet: bool) -> None:
+    """Run with the live trace on stderr (unless quiet), print the answer or the JSON object, exit."""
+    from rlm_cli.api import Rlm
+
+    view = None
+    if not quiet:
+        from rlm_cli.trace.console import console_trace  # Rich, ~0.1 s to import: not with -q
+
+        view = console_trace()
+    try:
+        result = run(Rlm(sinks=[view] if view else []))
+    except RlmError as exc:
+        if as_json and exc.result is not None:
+            _write(output, json.dumps(exc.result.as_json(), ensure_ascii=False) + "\n")
+        raise
+    finally:
+        if view is not None:
+            view.close()
+    if as_json:
+        _write(output, json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+    elif (text := result.text()) is not None:
+        _write(output, text if text.endswith("\n") else text + "\n")
+    conclude(result)
 
 
 def _dry_run(request: AskRequest, as_json: bool, output: Path | None) -> None:

@@ -5,6 +5,7 @@ Only light modules are imported here: `rlm --help` and `rlm --version` load no e
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -39,6 +40,20 @@ ApiBase = Annotated[
 ]
 SubApiBase = Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")]
 CellTimeout = Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")]
+# Budgets and output of a run: ask, resume.
+MaxIterations = Annotated[int, typer.Option("--max-iterations", min=1, help="Root model turns.")]
+MaxDepth = Annotated[int, typer.Option("--max-depth", min=1, help="Recursion depth; 1 = sub-calls are plain model calls.")]
+MaxSubcalls = Annotated[int | None, typer.Option("--max-subcalls", min=0, help="Sub-calls allowed in the whole run.")]
+MaxCost = Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop when the run has cost this much (USD).")]
+Timeout = Annotated[float | None, typer.Option("--timeout", min=0.1, help="Seconds for the whole run, loading included.")]
+Concurrency = Annotated[
+    int, typer.Option("--concurrency", min=1, help="Requests in flight a provider starts with; raised while it keeps up.")
+]
+MaxConcurrency = Annotated[int, typer.Option("--max-concurrency", min=1, help="The most requests in flight to one provider.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer.")]
+Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write the answer (or JSON) to FILE, not stdout.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No trace on stderr.")]
+Trace = Annotated[Path | None, typer.Option("--trace", help="Write the trajectory (JSONL) to FILE.")]
 # What leaves the machine: ask, repl.
 Redact = Annotated[
     bool | None,
@@ -51,11 +66,13 @@ Redact = Annotated[
 
 
 def inputs(
-    source: str, add: list[str] | None, include: list[str] | None, exclude: list[str] | None, no_gitignore: bool, max_file_size: str
+    source: str | list[str], add: list[str] | None, include: list[str] | None, exclude: list[str] | None, no_gitignore: bool, max_file_size: str
 ) -> Inputs:
+    """No sources at all (`rlm ask -c` without SOURCE): the earlier run's."""
     from rlm_cli.api import Inputs
 
-    return Inputs((source, *(add or ())), tuple(include or ()), tuple(exclude or ()), not no_gitignore, max_file_size)
+    named = [source] if isinstance(source, str) else source
+    return Inputs((*named, *(add or ())), tuple(include or ()), tuple(exclude or ()), not no_gitignore, max_file_size)
 
 
 def model_flags(model: str | None, sub_model: str | None, api_base: str | None, sub_api_base: str | None) -> ModelFlags:

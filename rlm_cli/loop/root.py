@@ -112,12 +112,18 @@ class RootLoop:
         self.iterations = 0  # root turns whose reply was acted on; read after a failure too
         self.usage = Usage()
 
-    async def run(self, question: str) -> LoopResult:
+    async def run(self, question: str, history: list[dict[str, str]] | None = None) -> LoopResult:
+        """`history`: earlier turns that follow the system prompt (a follow-up's questions and
+        answers, a resumed run's conversation); when it ends with a user turn, the model answers
+        that turn instead of a first turn for `question`."""
         limits = self._budget.limits
         system = system_prompt(self._profile, self._client.model, self._worker.summary, self._sub_chars)
         messages: list[dict[str, str]] = []
         self._send(messages, "system", system, 1)
-        self._send(messages, "user", await self._first_turn(question), 1)
+        for earlier in history or ():
+            self._send(messages, earlier["role"], earlier["content"], 1)
+        if not history or history[-1]["role"] != "user":
+            self._send(messages, "user", await self._first_turn(question), 1)
         ran: set[str] = set()  # code run so far
         said: set[str] = set()  # replies with no code so far
         repeats = 0

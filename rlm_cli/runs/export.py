@@ -27,16 +27,23 @@ from rlm_cli.runs.summary import RunSummary
 FORMATS = ("chat",)
 
 
-def chat_messages(trajectory: Trajectory) -> list[dict[str, str]] | None:
-    """The root conversation as chat messages, ending with the last reply; None without prompts."""
+def conversation(trajectory: Trajectory) -> list[dict[str, str]]:
+    """The root conversation as it was sent, in order: `message` records (the system prompt, user
+    turns, and the earlier turns a follow-up or a resumed run started from) and the replies."""
     messages: list[dict[str, str]] = []
     for record in trajectory.records:
         if record.get("depth", 0) != 0:
             continue
-        if record["type"] == "message" and record.get("role") in ("system", "user"):
+        if record["type"] == "message" and record.get("role") in ("system", "user", "assistant"):
             messages.append({"role": str(record["role"]), "content": str(record.get("content") or "")})
         elif record["type"] == "root_response":
             messages.append({"role": "assistant", "content": str(record.get("text") or "")})
+    return messages
+
+
+def chat_messages(trajectory: Trajectory) -> list[dict[str, str]] | None:
+    """The root conversation as chat messages, ending with the last reply; None without prompts."""
+    messages = conversation(trajectory)
     if not messages or messages[0]["role"] != "system":
         return None
     while messages and messages[-1]["role"] != "assistant":  # a turn sent after the last reply taught nothing

@@ -19,7 +19,7 @@ from typing import Any
 from rlm_cli.runs.summary import RunSummary, summarise_file
 
 INDEX_NAME = "index.json"
-VERSION = 1
+VERSION = 2  # 2: summaries say which run a run follows up or resumes
 
 
 class RunIndex:

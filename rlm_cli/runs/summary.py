@@ -42,6 +42,8 @@ class RunSummary:
     error: str | None = None
     score: float | None = None
     damaged: int = 0
+    follows: str | None = None  # the id of the run this one follows up (`rlm ask -c`)
+    resumes: str | None = None  # the id of the run this one resumes (`rlm resume`)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +52,7 @@ class RunSummary:
 def summarise(trajectory: Trajectory, mtime: float | None = None) -> RunSummary:
     """The `rlm runs` row; with a run_end, head and tail records suffice, without one all are needed."""
     start = trajectory.first("run_start") or {}
+    origin = trajectory.first("origin") or {}
     end = trajectory.last("run_end")
     final = trajectory.last("final")
     last_t = max((float(r.get("t") or 0) for r in trajectory.records[-8:]), default=0.0)
@@ -66,6 +69,7 @@ def summarise(trajectory: Trajectory, mtime: float | None = None) -> RunSummary:
         "answer": final.get("answer") if final else None,
         "damaged": trajectory.damaged,
         "score": _score(trajectory.records),
+        **{link: Path(str(origin[link])).stem for link in ("follows", "resumes") if origin.get(link)},
     }
     if end is not None:
         usage = end.get("usage") or {}

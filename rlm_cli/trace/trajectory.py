@@ -22,8 +22,15 @@ KEEP_TRAJECTORIES = 50
 
 
 def default_trace_path() -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return runs_dir() / f"{stamp}-{os.getpid()}.jsonl"
+    """A new file in the runs directory; a second run of one process within the same second
+    (a script's asks, a follow-up) gets `-2`, `-3`..., never the earlier run's file."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    path = runs_dir() / f"{stem}.jsonl"
+    n = 1
+    while path.exists():
+        n += 1
+        path = path.with_name(f"{stem}-{n}.jsonl")
+    return path
 
 
 class TrajectoryWriter:

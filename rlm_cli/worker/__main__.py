@@ -20,7 +20,9 @@ from rlm_cli.worker.protocol import (
     InitReply,
     InitRequest,
     ProtocolError,
+    RestoreRequest,
     ShutdownRequest,
+    StateRequest,
 )
 from rlm_cli.worker.repl import HostLink, Repl
 from rlm_cli.worker.sandbox import Policy, confine
@@ -42,6 +44,10 @@ def serve(link: HostLink, isolation: dict[str, str]) -> None:
             if repl is None:
                 raise ProtocolError("execute_request before init_request")
             link.send(repl.run(message.cell_id, message.code, message.max_output_chars))
+        elif isinstance(message, StateRequest | RestoreRequest):
+            if repl is None:
+                raise ProtocolError(f"{message.type} before init_request")
+            link.send(repl.save_state(message) if isinstance(message, StateRequest) else repl.restore_state(message))
         elif isinstance(message, ShutdownRequest):
             return
         else:

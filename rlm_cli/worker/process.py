@@ -12,7 +12,10 @@ or follows a path inside the scratch directory: the context arrives through an i
 descriptor (`handoff`), written afresh from the host's own copy at every start; the worker's
 stdout and stderr go to a pipe the host drains continuously, keeping only a bounded tail to
 quote when the worker dies; and every message it sends is checked (`protocol.decode`) before
-it is believed, a bad one costing the worker a restart, never the host its run.
+it is believed, a bad one costing the worker a restart, never the host its run. A run's first
+worker also inherits the descriptors of its state files (rlm_cli.runs.state): one it pickles its
+variables into when asked (`save_state`), one it restores an earlier run's from
+(`restore_state`); the host moves those bytes and never loads them.
 """
 
 from __future__ import annotations
@@ -42,7 +45,11 @@ from rlm_cli.worker.protocol import (
     LlmRequest,
     Message,
     ProtocolError,
+    RestoreReply,
+    RestoreRequest,
     ShutdownRequest,
+    StateReply,
+    StateRequest,
     decode,
     encode,
     frame_length,
@@ -169,8 +176,12 @@ class WorkerProcess:
         scratch: Path,
         env: Mapping[str, str] | None = None,
         policy: Policy | None = None,
+        inherit: tuple[int, ...] = (),
     ) -> None:
+        """`inherit`: more descriptors the worker gets at every start (the state files of
+        rlm_cli.runs.state), which the caller owns and closes."""
         self._handoff = handoff
+        self._inherit = inherit
         self._scratch = scratch
         self._env = dict(env) if env is not None else worker_env(scratch)
         self._policy = policy
@@ -183,6 +194,7 @@ class WorkerProcess:
         self.warnings: list[str] = []  # what isolation is missing, one line each, for a Notice
         self._busy = False  # a cell is running: on close, kill at once rather than ask politely
         self._starting: asyncio.Task[None] | None = None  # start_soon()'s start, until it is done
+        self._cancelled_read: asyncio.Future[Message] | None = None  # an interrupted cell's read of the stream
 
     @property
     def summary(self) -> ContextSummary:
@@ -210,7 +222,7 @@ class WorkerProcess:
                 str(worker_end.fileno()),
                 "--policy",
                 self._policy.to_json(),
-                pass_fds=(worker_end.fileno(), context_fd),
+                pass_fds=(worker_end.fileno(), context_fd, *self._inherit),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output_fd,
                 stderr=output_fd,
@@ -318,8 +330,49 @@ class WorkerProcess:
         finally:
             if not reading.done():
                 reading.cancel()
+                self._cancelled_read = reading  # a later request waits for it to let go of the stream
             for task in serving:
                 task.cancel()
+
+    async def save_state(self, request: StateRequest, timeout: float) -> StateReply | None:
+        """Have the worker pickle its variables (worker.state); a cell still running (the run
+        was interrupted or timed out) is interrupted first. None when the worker cannot say
+        within `timeout`: dead, misbehaving, or a cell that ignores the interrupt."""
+        if self._busy:
+            self._signal(signal.SIGINT)
+        reply = await self._ask(request, StateReply, timeout)
+        return reply if isinstance(reply, StateReply) else None
+
+    async def restore_state(self, request: RestoreRequest, timeout: float) -> RestoreReply | None:
+        """Have the worker restore the variables of an earlier run (worker.state); None as for save_state."""
+        reply = await self._ask(request, RestoreReply, timeout)
+        return reply if isinstance(reply, RestoreReply) else None
+
+    async def _ask(self, request: Message, expected: type[Message], timeout: float) -> Message | None:
+        """Send `request` between cells and wait for its reply; what a cell still sends first
+        (its execute_reply, a sub-call, which is refused) is passed over. An interrupted cell
+        gets INTERRUPT_GRACE_S to stop, as a timed-out one does, so Ctrl-C stays prompt."""
+        try:
+            async with asyncio.timeout(INTERRUPT_GRACE_S):
+                if self._cancelled_read is not None:
+                    await asyncio.wait({self._cancelled_read})
+                    self._cancelled_read = None
+                if self._busy:  # read up to the interrupted cell's reply, so the request finds the worker idle
+                    while not isinstance(message := await self._next_message(), ExecuteReply):
+                        self._refuse(message)
+                    self._busy = False
+            async with asyncio.timeout(timeout):
+                self._send(request)
+                while not isinstance(message := await self._next_message(), expected):
+                    self._refuse(message)
+                return message
+        except (TimeoutError, EOFError, ConnectionError, asyncio.IncompleteReadError, ProtocolError, WorkerError):
+            return None
+
+    def _refuse(self, message: Message) -> None:
+        if isinstance(message, LlmRequest):
+            refused = {"error": "refused: the run is over"}
+            self._send(LlmReply(req_id=message.req_id, results=[refused] * len(message.prompts)))
 
     async def close(self) -> None:
         """Stop the worker and everything it started; safe to call more than once."""

@@ -11,6 +11,9 @@ code in the host. Each message carries `type` and the protocol version `v`.
                                                            restored, duration_s}
     llm_reply        {req_id, results}     llm_request    {req_id, prompts, model,
                                                             recursive, contexts}
+    state_request    {fd, max_bytes,       state_reply    {saved, skipped, nbytes}
+                      max_variable_bytes}
+    restore_request  {fd}                  restore_reply  {restored, skipped, error}
     shutdown_request {}
 
 While a cell runs, the worker may send any number of `llm_request`s; each blocks the cell until
@@ -26,7 +29,9 @@ prompt. Anything else is a ProtocolError; the host answers one from a live worke
 and restarting it and telling the model, never by failing the run.
 
 Version 2: the context travels as an inherited descriptor (`context_fd`), `init_reply` no
-longer describes the context, `llm_request` carries `cell_id`.
+longer describes the context, `llm_request` carries `cell_id`. Version 3: `state_request` and
+`restore_request` (worker.state): the worker pickles its variables into, or restores them from,
+a file the host opened and the worker inherited (`fd`); the host never unpickles anything.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Union
 
-VERSION = 2
+VERSION = 3
 _HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 1 << 31  # a FINAL_VAR of a big value still fits; a corrupt header does not
 MAX_BATCH = 10_000  # prompts in one llm_request; items in any list of a message
@@ -111,13 +116,54 @@ class LlmReply(Message):
 
 
 @dataclass(frozen=True)
+class StateRequest(Message):
+    """Pickle the user's variables into the inherited file `fd` (from offset 0), within the limits."""
+
+    type: ClassVar[str] = "state_request"
+    fd: int
+    max_bytes: int
+    max_variable_bytes: int
+
+
+Variable = dict[str, str | int]  # {"name", "type", "nbytes"} of a saved or restored variable
+Skipped = dict[str, str]  # {"name", "why"} of one that was not
+
+
+@dataclass(frozen=True)
+class StateReply(Message):
+    type: ClassVar[str] = "state_reply"
+    saved: list[Variable]
+    skipped: list[Skipped]
+    nbytes: int  # what was written to the file
+
+
+@dataclass(frozen=True)
+class RestoreRequest(Message):
+    """Restore the variables an earlier run's worker pickled, from the inherited file `fd`."""
+
+    type: ClassVar[str] = "restore_request"
+    fd: int
+
+
+@dataclass(frozen=True)
+class RestoreReply(Message):
+    type: ClassVar[str] = "restore_reply"
+    restored: list[Variable]
+    skipped: list[Skipped]
+    error: str | None = None  # the file as a whole could not be read (then nothing was restored)
+
+
+@dataclass(frozen=True)
 class ShutdownRequest(Message):
     type: ClassVar[str] = "shutdown_request"
 
 
 _TYPES: dict[str, type[Message]] = {
     cls.type: cls
-    for cls in (InitRequest, InitReply, ExecuteRequest, ExecuteReply, LlmRequest, LlmReply, ShutdownRequest)
+    for cls in (
+        InitRequest, InitReply, ExecuteRequest, ExecuteReply, LlmRequest, LlmReply,
+        StateRequest, StateReply, RestoreRequest, RestoreReply, ShutdownRequest,
+    )
 }
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from rlm_cli.sources.context import Chunk, Context, Hit
 from rlm_cli.worker import llm_map as mapping
+from rlm_cli.worker import state
 from rlm_cli.worker.protocol import (
     MAX_BATCH,
     BlockingChannel,
@@ -34,6 +35,10 @@ from rlm_cli.worker.protocol import (
     LlmRequest,
     Message,
     ProtocolError,
+    RestoreReply,
+    RestoreRequest,
+    StateReply,
+    StateRequest,
 )
 
 RESERVED = (
@@ -384,16 +389,18 @@ class Repl:
         }
 
     def _user_variables(self) -> dict[str, Any]:
-        import types
+        variables = state.user_variables(self._shell.user_ns, self._baseline)
+        return {k: v for k, v in variables.items() if not callable(v)}
 
-        return {
-            k: v
-            for k, v in self._shell.user_ns.items()
-            if k not in self._baseline
-            and not k.startswith("_")
-            and not isinstance(v, types.ModuleType)
-            and not callable(v)
-        }
+    # -- the variables, for the next run (worker.state) ----------------------------------------
+
+    def save_state(self, request: StateRequest) -> StateReply:
+        variables = state.user_variables(self._shell.user_ns, self._baseline)
+        limits = {"max_bytes": request.max_bytes, "max_variable_bytes": request.max_variable_bytes}
+        return state.save(request.fd, variables, self._reserved, **limits)
+
+    def restore_state(self, request: RestoreRequest) -> RestoreReply:
+        return state.restore(request.fd, self._shell.user_ns, self._reserved)
 
     def _restore(self) -> list[str]:
         ns = self._shell.user_ns
