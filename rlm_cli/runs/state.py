@@ -96,8 +96,8 @@ class RunState:
 
     async def keep(self, worker: WorkerProcess, sink: Sink) -> None:
         """Have the worker pickle its variables into the state file; a failure is one warning."""
-        if self._out_fd is None or self._target is None or self._out_tmp is None or worker.pid is None:
-            return  # nothing to keep into, or no worker left to ask (it failed to start)
+        if self._out_fd is None or self._target is None or self._out_tmp is None or not worker.started:
+            return  # nothing to keep into, or no worker to ask (it failed to start, or no cell ran before the end)
         try:
             os.ftruncate(self._out_fd, 0)
             request = StateRequest(fd=self._out_fd, max_bytes=MAX_STATE_BYTES, max_variable_bytes=MAX_VARIABLE_BYTES)

@@ -197,6 +197,14 @@ class WorkerProcess:
         self._cancelled_read: asyncio.Future[Message] | None = None  # an interrupted cell's read of the stream
 
     @property
+    def started(self) -> bool:
+        """The worker is up: started in the foreground, or start_soon()'s start has finished well."""
+        starting = self._starting
+        if starting is not None and (not starting.done() or starting.cancelled() or starting.exception() is not None):
+            return False
+        return self.pid is not None
+
+    @property
     def summary(self) -> ContextSummary:
         """What the prompt says about the context: built by the host, never asked of the worker."""
         return self._handoff.summary
