@@ -124,8 +124,9 @@ JUDGE_LABEL = (
 TALLY_LABEL = "print(Counter(a.strip().lower() for a in answers).most_common())"
 
 
-def is_aggregate(question: str) -> bool:
-    return bool(AGGREGATE.search(question))
+def takes_aggregate_turn(profile: PromptProfile, question: str) -> bool:
+    """A count or frequency question, to a profile with a turn for those."""
+    return profile.aggregate_turn is not None and bool(AGGREGATE.search(question))
 
 
 SMALL_CODE_HINT = (
@@ -406,7 +407,7 @@ def describe_context(summary: ContextSummary) -> str:
 def first_turn(profile: PromptProfile, question: str, budget: str, *, code: bool, opening: str = "") -> str:
     """The first user turn: the question, and (profiles with an opening) what the opening cell
     printed, or for a count or frequency question the block that judges every line."""
-    if profile.aggregate_turn is not None and is_aggregate(question):
+    if profile.aggregate_turn is not None and takes_aggregate_turn(profile, question):
         by_label = bool(_BY_LABEL.search(question))
         return profile.aggregate_turn.format(
             question=question,
@@ -420,7 +421,7 @@ def first_turn(profile: PromptProfile, question: str, budget: str, *, code: bool
 
 def opens_with_search(profile: PromptProfile, question: str) -> bool:
     """Whether the loop runs the opening search first: not for questions the aggregate turn takes."""
-    return profile.opening and not (profile.aggregate_turn is not None and is_aggregate(question))
+    return profile.opening and not takes_aggregate_turn(profile, question)
 
 
 def opening_code(question: str) -> str:

@@ -198,13 +198,12 @@ class RootLoop:
             elif iteration >= limits.max_iterations:
                 forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
-            elif empty and not self._scan_suggested:
+            elif empty and (not self._scan_suggested or repeats < self._profile.max_repeats):
+                # found nothing: the scan comes before the repeat check, so a repeat cannot skip it
                 turn = self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             elif repeats >= self._profile.max_repeats:
                 forced, stalled = "stopped after the model repeated the same code", True
                 turn = f"{outputs}\n\n{STALLED_TURN}"
-            elif empty:
-                turn = self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             else:
                 turn = self._profile.output_turn.format(
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
