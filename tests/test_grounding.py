@@ -10,7 +10,7 @@ import pytest
 from rlm_cli.api import AskRequest, Inputs, Limits, ModelFlags
 from rlm_cli.events import Cell
 from rlm_cli.loop.grounding import found_nothing, not_found, supported
-from tests.test_api import ListSink, Models, Scripted, repl, rlm_with
+from test_api import ListSink, Models, Scripted, repl, rlm_with
 
 SMALL_ROOT = "qwen2.5-1.5b"  # a name the small profile is chosen for
 
