@@ -71,11 +71,20 @@ class Progress:
         return f"turn {self.turns}/{self._max_turns}, sub-calls {self.done}/{self.started} done"
 
     async def pump(self) -> None:
-        """Send a report after each change, until cancelled."""
+        """Send a report after each change, until cancelled.
+
+        A wake-up can come after its change was already reported (the event is set from another
+        thread after the counter moved), so a report goes out only when the count grew: MCP
+        requires progress to increase with every notification.
+        """
+        sent = 0
         while True:
             await self._changed.wait()
             self._changed.clear()
-            await self._report(float(self.steps), None, self.message())
+            steps = self.steps
+            if steps > sent:
+                sent = steps
+                await self._report(float(steps), None, self.message())
 
 
 async def run_to_end(work: Coroutine[Any, Any, T]) -> T:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_api import ListSink, Models, Scripted, repl, rlm_with
 
 from rlm_cli.api import AskRequest, Inputs, Limits, ModelFlags
 from rlm_cli.events import Cell
 from rlm_cli.loop.grounding import found_nothing, not_found, supported
-from test_api import ListSink, Models, Scripted, repl, rlm_with
 
 SMALL_ROOT = "qwen2.5-1.5b"  # a name the small profile is chosen for
 

@@ -153,3 +153,28 @@ def test_a_cancelled_call_stops_its_run_and_leaves_nothing_behind(scripted_serve
 
     asyncio.run(session())
     assert len(server.root_requests()) == 1
+
+
+def test_progress_never_repeats_a_count_when_a_wake_up_comes_after_its_report() -> None:
+    """The event that announces a change can be set after the pump already reported that change
+    (emit runs on another thread); MCP wants every notification's progress to grow."""
+    from rlm_cli.events import SubcallStart
+    from rlm_cli.mcp_server import Progress
+
+    sent: list[float] = []
+
+    async def report(done: float, total: float | None, message: str | None) -> None:
+        sent.append(done)
+
+    async def scenario() -> None:
+        progress = Progress(report, max_turns=5)
+        start = SubcallStart(id=1, cell_id=1, depth=1, model="m", prompt_chars=1)
+        progress.emit(start)  # its wake-up is queued first
+        pump = asyncio.ensure_future(progress.pump())
+        progress.emit(start)  # counted before the pump runs, its wake-up queued after it
+        for _ in range(5):
+            await asyncio.sleep(0)
+        pump.cancel()
+
+    asyncio.run(scenario())
+    assert sent == [2.0]
