@@ -155,6 +155,36 @@ def test_cell_timeout_interrupts_the_cell_and_keeps_the_variables(scripted_serve
     assert ran.duration_s < 30
 
 
+def test_time_a_cell_waits_for_its_sub_calls_does_not_count_against_the_cell_timeout(scripted_server, tmp_path: Path) -> None:
+    """A slow sub-model (a local one reads a chunk in a minute) must not get a scan interrupted."""
+    (tmp_path / "in.txt").write_text("x\n")
+    code = "import time\nnotes = llm_query_batched(['a', 'b'])\nnotes += [llm_query('c')]\nprint(len(notes), 'done')"
+    server = scripted_server([repl(code), lambda messages: repl(f"FINAL({last_user_text(messages).count('3 done')!r})")],
+                             sub_answer=lambda p: "ok", sub_latency=1.5)
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--cell-timeout", "1", "--no-cache")
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == "1\n"  # the cell ran 3 s of sub-calls and finished
+
+
+def test_a_cell_that_lives_on_sub_calls_is_still_interrupted(scripted_server, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x\n")
+
+    def after(messages: list[dict]) -> str:
+        text = last_user_text(messages)
+        assert "cell time limit" in text and "KeyboardInterrupt" in text
+        return repl("FINAL(asked)")
+
+    code = "asked = 0\nwhile True:\n    llm_query(f'again {asked}')\n    asked += 1"
+    server = scripted_server([repl(code), after], sub_answer=lambda p: "ok", sub_latency=0.05)
+    ran = run_rlm("ask", str(tmp_path / "in.txt"), "q?", *server.cli_args(), "--cell-timeout", "0.2", "--no-cache")
+
+    assert ran.code == 0, ran.stderr
+    # It ran on while its sub-calls were answered, and was stopped by the ceiling (about 2 s of
+    # 50 ms calls), not by its own time between calls (about a thousand calls later).
+    assert 10 < int(ran.stdout) < 200
+
+
 def test_a_cell_that_ignores_the_interrupt_gets_its_worker_restarted(scripted_server, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("0123456789")
 

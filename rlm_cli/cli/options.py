@@ -39,7 +39,7 @@ ApiBase = Annotated[
     str | None, typer.Option("--api-base", help="OpenAI-compatible server URL for root and sub-calls (env RLM_API_BASE).")
 ]
 SubApiBase = Annotated[str | None, typer.Option("--sub-api-base", help="A different server URL for sub-calls.")]
-CellTimeout = Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell.")]
+CellTimeout = Annotated[float, typer.Option("--cell-timeout", min=0.1, help="Seconds for one code cell, not counting its wait for sub-calls (up to 10x this).")]
 # Budgets and output of a run: ask, resume.
 MaxIterations = Annotated[int, typer.Option("--max-iterations", min=1, help="Root model turns.")]
 MaxDepth = Annotated[int, typer.Option("--max-depth", min=1, help="Recursion depth; 1 = sub-calls are plain model calls.")]

@@ -67,6 +67,9 @@ LlmHandler = Callable[[LlmRequest], Awaitable[list[dict[str, str]]]]
 # Only these reach the worker: nothing that could hold a key, a token or a credential.
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 INTERRUPT_GRACE_S = 2.0
+# While a cell waits for its sub-calls its clock stops (a local model can take minutes over a
+# scan), up to this many times the cell timeout in all, so a cell cannot live on sub-calls forever.
+SUBCALL_WAIT_FACTOR = 10
 TAIL_BYTES = 64 * 1024  # of the worker's own stdout/stderr, kept to say how it died
 DEFAULT_MAX_WORKERS = 4
 WORKER_MEMORY_SHARE = 1 << 30  # what one worker at rest plus a modest context is given, for the default
@@ -281,19 +284,34 @@ class WorkerProcess:
         return "not limited: running as root (RLIMIT_NPROC does not apply) and no pids cgroup could be made"
 
     async def execute(self, cell_id: int, code: str, *, timeout: float, max_output_chars: int, on_llm: LlmHandler) -> CellOutcome:
-        """Run one cell, serving its sub-calls through `on_llm` until it replies, times out or dies."""
+        """Run one cell, serving its sub-calls through `on_llm` until it replies, times out or dies.
+
+        `timeout` counts the cell's own time: while sub-calls it asked for are in flight the
+        clock stops (up to SUBCALL_WAIT_FACTOR times `timeout`), since the model's time is
+        bounded by the run's --timeout, --max-subcalls and --max-cost instead.
+        """
         if self._starting is not None:
             await asyncio.shield(self._starting)  # a cancelled cell leaves the start to `close`
         self._send(ExecuteRequest(cell_id=cell_id, code=code, max_output_chars=max_output_chars))
         self._busy = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        pause_left = timeout * SUBCALL_WAIT_FACTOR
         interrupted = False
         serving: set[asyncio.Task[None]] = set()
         reading = asyncio.ensure_future(self._next_message())
         try:
             while True:
-                done, _ = await asyncio.wait({reading}, timeout=max(0.0, deadline - loop.time()))
+                if serving and not interrupted and pause_left > 0:  # the clock stops while sub-calls run
+                    paused = loop.time()
+                    done, _ = await asyncio.wait({reading, *serving}, timeout=pause_left, return_when=asyncio.FIRST_COMPLETED)
+                    waited = loop.time() - paused
+                    pause_left -= waited
+                    deadline += waited
+                    if reading not in done:
+                        continue
+                else:
+                    done, _ = await asyncio.wait({reading}, timeout=max(0.0, deadline - loop.time()))
                 if not done:
                     if interrupted:  # SIGINT did not stop it: kill and start again
                         reading.cancel()  # before the kill ends it with an error nobody would retrieve
