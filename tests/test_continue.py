@@ -55,7 +55,7 @@ def test_ask_runs_show_then_a_follow_up_that_uses_a_variable_of_the_first_run(sc
     assert second.code == 0, second.stderr
     assert second.stdout == "2 of 3\n"
     sent = seen[0]
-    assert "How many kinds of error?" in sent and "My answer was: 2" in sent  # the earlier Q&A
+    assert "How many kinds of error?" in sent and "FINAL('2')" in sent  # the earlier Q&A, as the block that answered
     assert "counts (Counter" in sent  # the model is told what came back
     assert "Which error is most common?" in sent
     newest = json.loads(run_rlm("runs", "--json").stdout)[0]

@@ -106,10 +106,11 @@ def test_a_follow_up_through_the_api_restores_the_variables(tmp_path: Path) -> N
     assert "restored 1 variable(s) of the earlier run: words" in [e.message for e in sink.of(Notice)]
     follow_up_prompt = root.seen[1]
     assert [m["role"] for m in follow_up_prompt] == ["system", "user", "assistant", "user"]
-    assert "How many words?" in follow_up_prompt[1]["content"] and "My answer was: 2" in follow_up_prompt[2]["content"]
+    assert "How many words?" in follow_up_prompt[1]["content"] and "[The REPL still holds" in follow_up_prompt[1]["content"]
+    assert follow_up_prompt[2]["content"] == "```repl\nFINAL('2')\n```"
     chain = [m["content"] for m in root.seen[2][1:5]]  # a follow-up of a follow-up: both earlier Q&As, oldest first
-    assert "How many words?" in chain[0] and "My answer was: 2" in chain[1]
-    assert "Which is the last?" in chain[2] and "My answer was: beta" in chain[3]
+    assert "How many words?" in chain[0] and "FINAL('2')" in chain[1]
+    assert "Which is the last?" in chain[2] and "FINAL('beta')" in chain[3]
 
 
 def test_the_runs_directory_keeps_the_newest_states_of_runs_it_still_has(tmp_path: Path) -> None:

@@ -167,12 +167,18 @@ def variables_note(restored: RestoreReply | None) -> str:
 
 
 def follow_up_history(chain: list[tuple[str, str]], restored: RestoreReply | None) -> list[dict[str, str]]:
-    """The earlier questions and answers as turns before the new question, the last one noting the variables."""
+    """The earlier questions and answers as turns before the new question, the last question
+    noting the variables.
+
+    Each earlier answer is the block that gave it, in the form every reply must have: a small
+    model copies the form of the turns before it, and answered a prose "My answer was: ..."
+    turn with prose of its own until the run stalled.
+    """
     history: list[dict[str, str]] = []
     for question, answer in chain:
         history.append({"role": "user", "content": f"An earlier question about the same input (it is still in `context`): {question}"})
-        history.append({"role": "assistant", "content": f"My answer was: {answer}"})
-    history[-1]["content"] += "\n\n" + variables_note(restored)
+        history.append({"role": "assistant", "content": f"```repl\nFINAL({answer!r})\n```"})
+    history[-2]["content"] += "\n\n" + variables_note(restored)
     return history
 
 
