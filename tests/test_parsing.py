@@ -32,3 +32,10 @@ def test_a_block_whose_opening_fence_was_lost_still_runs() -> None:
     assert code_blocks("repl\nfor h in hits:\n    print(h)\n```") == ["for h in hits:\n    print(h)"]
     assert code_blocks("python\nx = 1") == ["x = 1"]
     assert code_blocks("repl is the tag to use\nFINAL(1)") == []  # the tag must stand alone
+
+
+def test_a_tag_written_again_inside_the_block_is_not_code() -> None:
+    """The local model writes ```repl, then `repl` on a line of its own: that line is the tag, not a name."""
+    assert code_blocks("```repl\nrepl\nprint(1)\n```") == ["print(1)"]
+    assert code_blocks("```repl\nrepl\n```") == []
+    assert code_blocks("```repl\npy = 3\nprint(py)\n```") == ["py = 3\nprint(py)"]
