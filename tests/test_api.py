@@ -361,3 +361,20 @@ def test_llm_map_without_items_is_one_question(notes: Path, tmp_path: Path) -> N
     sub = Scripted("sub", answer=lambda prompt: "7481" if "code is 7481" in prompt else "?")
     result = rlm_with(Models(root, sub), ListSink(), tmp_path).ask(ask(notes))
     assert (result.answer, result.subcalls) == ("7481", 1)
+
+
+def test_a_sub_call_that_fails_in_the_host_is_an_error_string_not_a_hung_cell(notes: Path, tmp_path: Path) -> None:
+    """A fault below the sub-call handler (here a client raising IndexError) reaches the cell as
+    ERROR strings in the failed slots; before, the reply never came and the cell waited out its timeout."""
+
+    def answer(prompt: str) -> str:
+        return ["7481"][int("boom" in prompt)]
+
+    root = Scripted("root", [repl("print(llm_query_batched(['ok', 'boom']))"), repl("FINAL('done')")])
+    sink = ListSink()
+    request = AskRequest(Inputs((str(notes),)), "What is the code?", ModelFlags("root", "sub"), Limits(cell_timeout=60))
+    result = rlm_with(Models(root, Scripted("sub", answer=answer)), sink, tmp_path).ask(request)
+
+    [cell] = [c for c in sink.of(Cell) if "boom" in c.code]
+    assert "ERROR: the host failed to make this sub-call (IndexError" in cell.output and cell.duration_s < 30
+    assert result.answer == "done"

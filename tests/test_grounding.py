@@ -10,7 +10,7 @@ from test_api import ListSink, Models, Scripted, repl, rlm_with
 
 from rlm_cli.api import AskRequest, Inputs, Limits, ModelFlags
 from rlm_cli.events import Cell
-from rlm_cli.loop.grounding import found_nothing, not_found, supported
+from rlm_cli.loop.grounding import found_nothing, not_found, support, supported
 
 SMALL_ROOT = "qwen2.5-1.5b"  # a name the small profile is chosen for
 
@@ -51,7 +51,12 @@ def test_the_second_look_is_given_once_and_only_to_grounded_profiles(notes: Path
     assert rlm_with(Models(frontier), ListSink(), tmp_path).ask(ask(notes, "gpt-4o")).answer == "9999"
 
 
-def test_a_cell_that_found_nothing_is_followed_by_a_scan_of_every_piece_then_by_other_words(
+def code_helper(prompt: str) -> str:
+    """A sub-model that finds the code in a piece holding it and says NONE elsewhere."""
+    return "7481" if "the code is 7481" in prompt else "NONE"
+
+
+def test_a_cell_that_found_nothing_is_followed_by_the_loops_scan_of_every_piece_then_by_other_words(
     notes: Path, tmp_path: Path
 ) -> None:
     root = Scripted(SMALL_ROOT, [
@@ -59,22 +64,30 @@ def test_a_cell_that_found_nothing_is_followed_by_a_scan_of_every_piece_then_by_
         repl("print([])"),
         repl("print(context.grep('code is')[0].text)\nFINAL('7481')"),
     ])
-    result = rlm_with(Models(root), ListSink(), tmp_path).ask(ask(notes))
+    sink = ListSink()
+    result = rlm_with(Models(root, Scripted("sub", answer=code_helper)), sink, tmp_path).ask(ask(notes))
 
     scan = root.seen[1][-1]["content"]
-    assert "That found nothing" in scan
-    assert "answers = llm_map('What is the code?' + \" Answer from this text only, or say NONE.\"" in scan
-    assert "context.chunks(max_chars=" in scan
-    assert "That found nothing either" in root.seen[2][-1]["content"]
+    assert "That found nothing" in scan and "the helper was asked about every piece" in scan
+    assert "found = llm_find('What is the code?', context.chunks(max_chars=" in scan
+    assert "'7481' (line 2: the code is 7481)" in scan  # the loop ran the scan and shows its answers
+    assert [c.iteration for c in sink.of(Cell) if "llm_find" in c.code] == [1]
+    assert "That found nothing either" in root.seen[2][-1]["content"]  # the scan runs once a run
     assert result.iterations == 3
+
+
+def test_a_scan_that_finds_nothing_says_so(notes: Path, tmp_path: Path) -> None:
+    root = Scripted(SMALL_ROOT, [repl("print([])"), repl("FINAL('unknown')")])
+    rlm_with(Models(root, Scripted("sub", answer=lambda prompt: "NONE")), ListSink(), tmp_path).ask(ask(notes))
+    assert "asked about every piece of the text, found no answer either" in root.seen[1][-1]["content"]
 
 
 def test_not_found_before_any_scan_is_sent_to_scan(notes: Path, tmp_path: Path) -> None:
     root = Scripted(SMALL_ROOT, [repl("FINAL('not found')"), repl("FINAL('still not found')")])
-    result = rlm_with(Models(root), ListSink(), tmp_path).ask(ask(notes))
+    result = rlm_with(Models(root, Scripted("sub", answer=code_helper)), ListSink(), tmp_path).ask(ask(notes))
 
     assert "did not end the run: nothing was found yet" in root.seen[1][-1]["content"]
-    assert "llm_map(" in root.seen[1][-1]["content"]
+    assert "'7481' (line 2" in root.seen[1][-1]["content"]
     assert (result.answer, result.iterations) == ("still not found", 2)
 
 
@@ -93,6 +106,9 @@ def test_support_needs_every_number_and_most_words() -> None:
     assert not supported("exit code 3", "5 | a limit ended the run")
     assert not supported("Lisbon", "the offsite is in Kyoto")
     assert not_found("The text does not say; not mentioned.") and not not_found("7481")
+    assert support("chef Ngozi Okafor", "chef Ngozi Okafor cooked") == 1.0
+    assert support("chef Ngozi Adeyemi", "chef Ngozi Okafor cooked") == pytest.approx(2 / 3)
+    assert support("The new intern prepared the food", "The new intern mapped the fern") is None
 
 
 def test_a_small_model_first_sees_what_the_opening_search_found(notes: Path, tmp_path: Path) -> None:
@@ -125,11 +141,13 @@ def test_a_count_question_gets_the_block_that_judges_every_line_and_no_search(no
 def test_an_opening_search_that_finds_nothing_leads_straight_to_the_scan(notes: Path, tmp_path: Path) -> None:
     root = Scripted(SMALL_ROOT, [repl("FINAL('not found')")])
     request = AskRequest(Inputs((str(notes),)), "Quelle heure est-il?", ModelFlags(SMALL_ROOT, "sub"))
-    rlm_with(Models(root), ListSink(), tmp_path).ask(request)
+    sink = ListSink()
+    rlm_with(Models(root, Scripted("sub", answer=code_helper)), sink, tmp_path).ask(request)
 
     first = root.seen[0][-1]["content"]
     assert "context.search for the question's words printed nothing" in first
-    assert "answers = llm_map('Quelle heure est-il?'" in first
+    assert "found = llm_find('Quelle heure est-il?'" in first
+    assert [c.iteration for c in sink.of(Cell)] == [0, 0, 1]  # the search and the scan, both the loop's
 
 
 def test_the_same_reply_without_code_twice_gets_the_answer_now_turn(notes: Path, tmp_path: Path) -> None:
@@ -138,3 +156,54 @@ def test_the_same_reply_without_code_twice_gets_the_answer_now_turn(notes: Path,
 
     assert "Reply now with one ```repl block that calls FINAL" in root.seen[2][-1]["content"]
     assert (result.answer, result.status, result.iterations) == ("7481", "ok", 3)
+
+
+def test_the_scan_keeps_what_its_piece_holds_and_puts_the_rare_answer_first(tmp_path: Path) -> None:
+    """llm_find through the real worker, as the loop's scan runs it: a sub-model that answers from
+    the everyday words of pieces without the fact, or makes up what no piece holds, is outranked
+    by the one stated fact, which `found[0]` then gives."""
+    lines = ["A local baker reviewed the reef report while the signal was closed."] * 300
+    lines[0] = "The records open here."
+    lines[249] = "Dinner at the gala was cooked by chef Aurelio Bianchi."
+    path = tmp_path / "story.txt"
+    path.write_text("\n".join(lines) + "\n")
+
+    def sub(prompt: str) -> str:
+        text = prompt.split("<text>", 1)[1]  # pieces of 4,000 characters go one to a prompt
+        if "Aurelio" in text:
+            return "Chef Aurelio Bianchi"
+        return "Dr. Nobody Smith" if "records open" in text else "The local baker"
+
+    root = Scripted(SMALL_ROOT, [repl("FINAL(found[0])")])
+    sink = ListSink()
+    request = AskRequest(Inputs((str(path),)), "Who prepared the food for the banquet?", ModelFlags(SMALL_ROOT, "sub"))
+    result = rlm_with(Models(root, Scripted("sub", answer=sub)), sink, tmp_path).ask(request)
+
+    [printed] = [c.output for c in sink.of(Cell) if "llm_find" in c.code]  # no word of the question occurs
+    assert printed.startswith("'Chef Aurelio Bianchi' (line 250: Dinner at the gala was cooked by chef Aurelio Bianchi.)")
+    assert "Nobody" not in printed  # no piece holds it
+    assert "'The local baker' (line " in printed  # held by its pieces, but made of everyday words
+    assert result.answer == "Chef Aurelio Bianchi"
+
+
+def test_a_code_question_opens_with_the_definitions_and_callers_of_the_names_it_mentions(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "tools.py").write_text(
+        "def fetch_rows(db):\n    return db.rows\n\n\nclass Report:\n    def build(self, db):\n"
+        "        return fetch_rows(db)\n\n\ndef export(db):\n    rows = fetch_rows(db)\n    return rows\n"
+    )
+    root = Scripted(SMALL_ROOT, [repl("FINAL('Report.build, export')")])
+    sink = ListSink()
+    request = AskRequest(Inputs((str(repo),)), "Which functions call `fetch_rows`?", ModelFlags(SMALL_ROOT, "sub"))
+    rlm_with(Models(root), sink, tmp_path).ask(request)
+
+    first = root.seen[0][-1]["content"]
+    assert "function fetch_rows is defined in tools.py at line 1" in first
+    assert "fetch_rows is called by: Report.build, export" in first
+    plain_text = tmp_path / "plain.txt"
+    plain_text.write_text("fetch_rows is a word here\n")
+    plain = Scripted(SMALL_ROOT, [repl("FINAL('none')")])
+    plain_request = AskRequest(Inputs((str(plain_text),)), "Which functions call `fetch_rows`?", ModelFlags(SMALL_ROOT, "sub"))
+    rlm_with(Models(plain), ListSink(), tmp_path).ask(plain_request)
+    assert "is called by" not in plain.seen[0][-1]["content"]  # no code in the context: the search alone

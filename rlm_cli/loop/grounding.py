@@ -29,6 +29,11 @@ def tokens(text: str) -> list[str]:
     return _TOKENS.findall(text.lower())
 
 
+def content_words(text: str) -> list[str]:
+    """The tokens of `text` that carry meaning: its words and numbers less the commonest function words."""
+    return [word for word in tokens(text) if word not in _STOP]
+
+
 def found_nothing(output: str) -> bool:
     """A cell's output holds no finding: nothing printed, or only NONE, [], 0, "not found" and the like."""
     words = tokens(output.replace("(no output)", ""))
@@ -40,16 +45,24 @@ def not_found(answer: str) -> bool:
     return bool(_NOT_FOUND.search(" ".join(answer.lower().split()).strip(" .!\"'")))
 
 
-def supported(answer: str, printed: str) -> bool:
-    """Whether `answer` appears in `printed`: all its numbers and most of its other words do."""
-    if len(answer) > LONG_ANSWER:
-        return True
-    words = [word for word in tokens(answer) if word not in _STOP]
+def support(answer: str, text: str) -> float | None:
+    """How much of `answer` the text holds: None unless all its numbers and two thirds of its
+    other words occur there, else the share of those other words that do (1.0 with none)."""
+    words = content_words(answer)
     if not words:
-        return True
-    seen = set(tokens(printed))
+        return None
+    seen = set(tokens(text))
     numbers = [word for word in words if any(c.isdigit() for c in word)]
     others = [word for word in words if word not in numbers]
     if any(number not in seen for number in numbers):
-        return False
-    return not others or sum(word in seen for word in others) * 3 >= len(others) * 2
+        return None
+    share = sum(word in seen for word in others) / len(others) if others else 1.0
+    return share if share * 3 >= 2 else None
+
+
+def supported(answer: str, printed: str) -> bool:
+    """Whether `answer` appears in `printed`; a long answer (a summary, a list) or one with no
+    words to check counts as supported."""
+    if len(answer) > LONG_ANSWER or not content_words(answer):
+        return True
+    return support(answer, printed) is not None

@@ -72,7 +72,20 @@ OPENING_CODE = """\
 for hit in context.search({question}, k={k}):
     print(context.around(hit, 1, 2))
     print("--")"""
+# With code, the names the question mentions come first: where each is defined and what calls it,
+# from the code graph. A small model greps a name and reads the hits as its callers.
+OPENING_SYMBOLS = """\
+for name in {names}:
+    for s in context.symbols(name)[:3]:
+        print(f"{{s.kind}} {{s.qualname}} is defined in {{s.path}} at line {{s.line}}")
+    callers = sorted({{c.qualname for c in context.callers(name.split(".")[-1])}})
+    if callers:
+        print(f"{{name}} is called by: {{', '.join(callers[:40])}}")
+print("--")
+"""
 OPENING_PASSAGES = 6
+# An identifier a question names: in backticks, or written as code (snake_case, camelCase, a call).
+_NAMED = re.compile(r"`([A-Za-z_][\w.]*)(?:\(\))?`|\b([A-Za-z_]\w*_\w+|[a-z]+[A-Z]\w*|[A-Z]\w*\.[a-z_]\w*|[A-Za-z_]\w*(?=\())")
 OPENING_OUTPUT_CHARS = 4_000
 
 SMALL_OPENED_FIRST_TURN = """\
@@ -88,7 +101,7 @@ copied from them, like this:
 FINAL("the answer")
 ```
 If they do not, write one ```repl block that looks further: context.search with other words, or \
-llm_map over context.chunks() to ask the helper about every piece.{code_hint}"""
+llm_find(question, context.chunks()) to ask the helper about every piece.{code_hint}"""
 
 # Questions answered by judging every item, not by finding one passage: counts and frequencies.
 # A small model greps the category's name for these; the turn hands it the one block that works.
@@ -140,23 +153,39 @@ Your code printed:
 
 Question: {question}
 [{budget}] Write the next ```repl block. Do not repeat code you already ran. If the output \
-above shows the answer, call FINAL(answer) now. If it found nothing, use other words, or llm_map \
+above shows the answer, call FINAL(answer) now. If it found nothing, use other words, or llm_find \
 over context.chunks(). If it printed nothing, print what you computed."""
 
-# After a cell that found nothing: small models otherwise run it again. The suggested scan is
-# the move they miss (the text says it in other words); {question} is a Python string literal.
+# After a cell that found nothing a small model runs it again, or skips the scan it is handed
+# and reads variables the scan would have made: so the loop runs the scan itself and shows what
+# it found. {question} is a Python string literal.
+SCAN_CODE = """\
+found = llm_find({question}, context.chunks(max_chars={chunk_chars}))
+for answer in found[:{k}]:
+    print(repr(answer))"""
+SCAN_ANSWERS = 5
+
 SMALL_NOTHING_TURN = """\
 {outputs}
 
-That found nothing. The text may say it in other words, so ask the helper about every piece of \
-the text. Run this:
+That found nothing. The text may say it in other words, so the helper was asked about every \
+piece of the text:
 ```repl
-answers = llm_map({question} + " Answer from this text only, or say NONE.", context.chunks(max_chars={chunk_chars}))
-found = [a for a in answers if "NONE" not in a.upper()]
-print(found)
+{code}
 ```
+It printed the answers the pieces hold, likeliest first, each with the line that says it:
+{scan}
+
 Question: {question_text}
-[{budget}] Then call FINAL with the answer it prints."""
+[{budget}] If one of these answers the question, call FINAL with it. If none does, try \
+context.search with other words."""
+
+SMALL_SCAN_EMPTY_TURN = """\
+{outputs}
+
+That found nothing, and the helper, asked about every piece of the text, found no answer \
+either. Question: {question_text}
+[{budget}] Try context.search with other words, or call FINAL with your best answer."""
 
 SMALL_STILL_NOTHING_TURN = """\
 {outputs}
@@ -226,6 +255,8 @@ has them all; each has .line and .text. context.around(hit): the numbered lines 
 - llm_map(instruction, items): ask the helper the same thing about each item on its own (lines \
 or pieces), in batches; returns one answer per item, in order. The instruction is about one item, \
 e.g. "Is this line an error? Answer yes or no."
+- llm_find(question, pieces): ask the helper the question about every piece; returns the answers \
+a piece really holds, each with .line and .text (the line that says it), the likeliest first.
 - FINAL(answer): give your final answer. This ends the work.
 {code}
 Rules:
@@ -235,7 +266,7 @@ Rules:
 an exact name or id from it.
 - When the printed lines hold the answer, call FINAL with it at once.
 - If a search found nothing useful, do not run it again: the text may say it in other words. \
-Ask the helper about every piece with llm_map over context.chunks().
+Ask the helper about every piece with llm_find over context.chunks().
 - To count or sort lines by their meaning, use llm_map over the lines and count the answers in \
 code. Never guess a number.
 - Call FINAL(answer) as real code when you have the answer, never in a comment.
@@ -262,8 +293,7 @@ FINAL(m.group(1) if m else "not found")
 
 Example: the words differ, so ask the helper about each piece.
 ```repl
-answers = llm_map("Who won the match? Answer in a few words, or say NONE.", context.chunks(max_chars={chunk_chars}))
-found = [a for a in answers if "NONE" not in a.upper()]
+found = llm_find("Who won the match?", context.chunks(max_chars={chunk_chars}))
 print(found)
 FINAL(found[0] if found else "not found")
 ```
@@ -319,7 +349,8 @@ class PromptProfile:
     code_tools: str = CODE_TOOLS
     code_hint: str = ""  # added to the first turn when the context holds code
     # Steering for models that need it (loop/grounding.py): the turn after a cell that found
-    # nothing (None: the usual turn), and whether a FINAL nothing printed supports gets one more look.
+    # nothing, once the loop has run SCAN_CODE (None: no scan, the usual turn), and whether a
+    # FINAL nothing printed supports gets one more look.
     nothing_turn: str | None = None
     grounded: bool = False
     max_repeats: int = 2  # cells re-run verbatim before the model is asked for its answer
@@ -424,8 +455,21 @@ def opens_with_search(profile: PromptProfile, question: str) -> bool:
     return profile.opening and not takes_aggregate_turn(profile, question)
 
 
-def opening_code(question: str) -> str:
-    return OPENING_CODE.format(question=repr(question), k=OPENING_PASSAGES)
+def named_identifiers(question: str) -> list[str]:
+    """The identifiers a question names as code, in order, each once."""
+    return list(dict.fromkeys(a or b for a, b in _NAMED.findall(question)))
+
+
+def opening_code(question: str, *, code: bool = False) -> str:
+    """The opening cell: the ranked search, after the definitions and callers of the names the
+    question mentions when the context holds code."""
+    search = OPENING_CODE.format(question=repr(question), k=OPENING_PASSAGES)
+    names = named_identifiers(question) if code else []
+    return OPENING_SYMBOLS.format(names=repr(names)) + search if names else search
+
+
+def scan_code(question: str, chunk_chars: int) -> str:
+    return SCAN_CODE.format(question=repr(question), chunk_chars=chunk_chars, k=SCAN_ANSWERS)
 
 
 def chunk_chars(profile: PromptProfile, sub_chars: int) -> int:

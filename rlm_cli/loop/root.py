@@ -19,6 +19,7 @@ from rlm_cli.loop.prompts import (
     NO_CODE_TURN,
     OPENING_OUTPUT_CHARS,
     REPEATED,
+    SMALL_SCAN_EMPTY_TURN,
     SMALL_STILL_NOTHING_TURN,
     STALLED_TURN,
     SUBCALLS_SPENT_TURN,
@@ -28,6 +29,7 @@ from rlm_cli.loop.prompts import (
     first_turn,
     opening_code,
     opens_with_search,
+    scan_code,
     system_prompt,
 )
 from rlm_cli.model_client import ModelClient
@@ -106,7 +108,7 @@ class RootLoop:
         self._check = check
         self._corrections = 1  # turns a FINAL that fails the check gets to mend it
         self._looks = 1  # turns a FINAL nothing printed supports gets (grounded profiles)
-        self._scan_suggested = False  # the nothing turn was shown (it suggests a scan once)
+        self._scan_suggested = False  # the loop has scanned every piece (once per run)
         self._printed: list[str] = []  # every cell output the model was shown
         self._cell_id = 0
         self.iterations = 0  # root turns whose reply was acted on; read after a failure too
@@ -171,7 +173,7 @@ class RootLoop:
                             break
                         why = "the answer does not satisfy --schema: " + "; ".join(verdict.errors)
                         return LoopResult(outcome.final, "limit", self.iterations, why, self.usage, verdict)
-                    look = None if last_chance else self._second_look(outcome.final, feedback, question, iteration)
+                    look = None if last_chance else await self._second_look(outcome.final, feedback, question, iteration)
                     if look is not None:
                         correction = look
                         break
@@ -200,7 +202,7 @@ class RootLoop:
                 turn = f"{outputs}\n\n{LAST_TURN}"
             elif empty and (not self._scan_suggested or repeats < self._profile.max_repeats):
                 # found nothing: the scan comes before the repeat check, so a repeat cannot skip it
-                turn = self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
+                turn = await self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             elif repeats >= self._profile.max_repeats:
                 forced, stalled = "stopped after the model repeated the same code", True
                 turn = f"{outputs}\n\n{STALLED_TURN}"
@@ -211,19 +213,21 @@ class RootLoop:
             self._send(messages, "user", cut + turn, iteration + 1)
         return self._result(None, forced or "iteration limit reached")
 
-    def _nothing_turn(self, outputs: str, question: str, iteration: int) -> str:
-        """The turn after cells that found nothing: a scan of every piece the first time, then other words."""
-        template = SMALL_STILL_NOTHING_TURN if self._scan_suggested else self._profile.nothing_turn
+    async def _nothing_turn(self, outputs: str, question: str, iteration: int) -> str:
+        """The turn after cells that found nothing: the first time, the loop scans every piece
+        with llm_find and shows what it found; after that, a turn asking for other words."""
+        values = {"outputs": outputs, "question_text": question, "budget": self._budget.summary(iteration + 1)}
+        if self._scan_suggested or self._profile.nothing_turn is None:
+            return SMALL_STILL_NOTHING_TURN.format(**values)
         self._scan_suggested = True
-        return (template or SMALL_STILL_NOTHING_TURN).format(
-            outputs=outputs,
-            question=repr(question),
-            question_text=question,
-            chunk_chars=chunk_chars(self._profile, self._sub_chars),
-            budget=self._budget.summary(iteration + 1),
-        )
+        code = scan_code(question, chunk_chars(self._profile, self._sub_chars))
+        _, scan = await self._run_cell(code, iteration)
+        self._printed.append(scan)
+        if found_nothing(scan):
+            return SMALL_SCAN_EMPTY_TURN.format(**values)
+        return self._profile.nothing_turn.format(code=code, scan=scan, **values)
 
-    def _second_look(self, answer: str, feedback: str, question: str, iteration: int) -> str | None:
+    async def _second_look(self, answer: str, feedback: str, question: str, iteration: int) -> str | None:
         """The turn a grounded profile's FINAL gets instead of ending the run, once: a "not found"
         before any scan is told to scan; an answer nothing printed shows is asked for its evidence."""
         if not self._profile.grounded or not self._looks:
@@ -233,7 +237,7 @@ class RootLoop:
                 return None
             self._looks -= 1
             said = f"Your code printed:\n{feedback}\n[FINAL({_short(answer)}) did not end the run: nothing was found yet]"
-            return self._nothing_turn(said, question, iteration)
+            return await self._nothing_turn(said, question, iteration)
         if supported(answer, "\n".join(self._printed)):
             return None
         self._looks -= 1
@@ -257,13 +261,13 @@ class RootLoop:
 
     async def _first_turn(self, question: str) -> str:
         opening = ""
-        if opens_with_search(self._profile, question):
-            _, opening = await self._run_cell(opening_code(question), 0, OPENING_OUTPUT_CHARS)
-            self._printed.append(opening)
         code = self._worker.summary.code is not None
+        if opens_with_search(self._profile, question):
+            _, opening = await self._run_cell(opening_code(question, code=code), 0, OPENING_OUTPUT_CHARS)
+            self._printed.append(opening)
         if opening and found_nothing(opening):  # no word of the question occurs: go straight to the scan
             said = f"Question: {question}\n\ncontext.search for the question's words printed nothing."
-            turn = self._nothing_turn(said, question, 0)
+            turn = await self._nothing_turn(said, question, 0)
         else:
             turn = first_turn(self._profile, question, self._budget.summary(1), code=code, opening=opening)
         return f"{turn}\n\n{self._check.instructions()}" if self._check is not None else turn

@@ -1,16 +1,25 @@
-"""`llm_map(instruction, items)`: one sub-model answer per item, in batches, for the REPL.
+"""`llm_map(instruction, items)` and `llm_find(question, pieces)`: sub-model answers per item, for the REPL.
 
 Short items (lines, records, hits) go many to a prompt, numbered, and the reply is read back
 by number; long items (chunks) go one to a prompt. An item whose answer is missing from a
 batch's reply is asked again on its own, so the result always has one string per item, in
-order (an `ERROR: ...` string where even that failed). This module runs in the worker and
-imports only the standard library.
+order (an `ERROR: ...` string where even that failed).
+
+`llm_find` is the scan a small root model needs when the text says the fact in other words:
+it asks every piece, and keeps only answers the piece itself holds, with the line that holds
+them. A small sub-model asked about a piece without the fact often invents one, and a small
+root takes the first answer it sees. This module runs in the worker and imports only the
+standard library (and rlm's stdlib-only text checks).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+
+from rlm_cli.loop.grounding import content_words, not_found, support, tokens
 
 BATCH_CHARS = 3_000  # item text per prompt when items are short
 MAX_BATCH = 25  # items per prompt
@@ -93,3 +102,74 @@ def llm_map(ask_batched: AskBatched, instruction: str, items: Iterable[object]) 
         for i, reply in zip(again, ask_batched([_one_prompt(instruction, texts[i]) for i in again])):
             answers[i] = reply.strip()
     return [a if a is not None else "ERROR: no answer" for a in answers]
+
+
+FIND_SUFFIX = " Answer from this text only, in a few words, or say NONE."
+
+
+class Found(str):
+    """One answer `llm_find` kept: the answer as a str, with the line of its piece that holds it."""
+
+    path: str | None
+    line: int | None  # 1-based; None when the piece was not a chunk of the context
+    text: str  # the line holding the answer
+    rarity: float  # mean inverse line frequency of the answer's words across all the pieces
+
+    def __new__(cls, answer: str, path: str | None, line: int | None, text: str, rarity: float) -> Found:
+        found = super().__new__(cls, answer)
+        found.path, found.line, found.text, found.rarity = path, line, text, rarity
+        return found
+
+    def __repr__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "its piece"
+        return f"{str(self)!r} ({where}: {' '.join(self.text.split())[:200]})"
+
+
+def _holding_line(answer: str, piece: str) -> tuple[int, str]:
+    """The index and text of the piece's line sharing most words with the answer."""
+    wanted = set(tokens(answer))
+    best, best_score = (0, ""), -1
+    for index, line in enumerate(piece.splitlines()):
+        score = len(wanted & set(tokens(line)))
+        if score > best_score:
+            best, best_score = (index, line), score
+    return best
+
+
+def _rarity(answer: str, lines: dict[str, int], total: int) -> float:
+    """How rare the answer's words are across the text's lines: a fact is stated once, while an
+    answer a sub-model made up from a piece without the fact is built of its everyday words."""
+    counts = [lines[word] for word in set(content_words(answer)) if word in lines]
+    return sum(math.log((total + 1) / (count + 1)) for count in counts) / len(counts) if counts else 0.0
+
+
+def llm_find(ask_batched: AskBatched, question: str, pieces: Iterable[object]) -> list[Found]:
+    """The answers to `question` that the pieces hold, each once, the rarest first.
+
+    An answer is kept only when its own piece holds its numbers and most of its words; among
+    those, the ones whose words are rare in the whole text come first (see `_rarity`)."""
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a str, not {type(question).__name__}")
+    items = pieces if isinstance(pieces, str) else list(pieces)
+    answers = llm_map(ask_batched, question + FIND_SUFFIX, items)
+    held: dict[str, tuple[str, object]] = {}
+    for item, answer in zip(items, answers):
+        answer = answer.strip().strip("`*").strip()
+        if answer and not answer.startswith("ERROR:") and "NONE" not in answer.upper() and not not_found(answer):
+            if support(answer, _text(item)) is not None:
+                held.setdefault(" ".join(tokens(answer)), (answer, item))
+    if not held:
+        return []
+    lines: Counter[str] = Counter()
+    total = 0
+    for item in items:
+        for line in _text(item).splitlines():
+            lines.update(set(tokens(line)))
+            total += 1
+    found = []
+    for answer, item in held.values():
+        index, line = _holding_line(answer, _text(item))
+        start = getattr(item, "start_line", None)
+        where = None if start is None else start + index
+        found.append(Found(answer, getattr(item, "path", None), where, line, _rarity(answer, lines, total)))
+    return sorted(found, key=lambda f: -f.rarity)

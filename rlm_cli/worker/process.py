@@ -430,7 +430,10 @@ class WorkerProcess:
     # -- internals ------------------------------------------------------------------------
 
     async def _serve(self, request: LlmRequest, on_llm: LlmHandler) -> None:
-        results = await on_llm(request)
+        try:
+            results = await on_llm(request)
+        except Exception as exc:  # a fault below must not leave the cell waiting for a reply
+            results = [{"error": f"the host failed to make this sub-call ({type(exc).__name__}: {exc})"}] * len(request.prompts)
         with contextlib.suppress(ConnectionError, RuntimeError):
             self._send(LlmReply(req_id=request.req_id, results=results))
 

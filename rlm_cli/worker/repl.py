@@ -51,6 +51,7 @@ RESERVED = (
     "FINAL_VAR",
     "SHOW_VARS",
     "llm_map",
+    "llm_find",
 )
 
 
@@ -350,6 +351,10 @@ class Repl:
                 return llm_query(instruction)
             return mapping.llm_map(llm_query_batched, instruction, items)
 
+        def llm_find(question: str, pieces: Iterable[object]) -> list[mapping.Found]:
+            """Ask every piece `question`; keep the answers a piece holds, each with its line, best first."""
+            return mapping.llm_find(llm_query_batched, question, pieces)
+
         def FINAL(answer: object, sources: object = None) -> None:
             """End the run with str(answer); `sources` are file:line references backing it."""
             link.gate.check("FINAL")
@@ -386,6 +391,7 @@ class Repl:
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
             "llm_map": llm_map,
+            "llm_find": llm_find,
         }
 
     def _user_variables(self) -> dict[str, Any]:
