@@ -10,7 +10,7 @@ import re
 import pytest
 
 from rlm_cli.sources.context import Context
-from rlm_cli.worker.llm_map import BATCH_CHARS, llm_map, parse_numbered
+from rlm_cli.worker.llm_map import BATCH_CHARS, llm_find, llm_map, parse_numbered
 
 
 def notes() -> Context:
@@ -104,3 +104,20 @@ def test_long_items_go_one_to_a_prompt_and_bad_arguments_say_what_was_meant() ->
     with pytest.raises(TypeError, match="not one str"):
         llm_map(helper, "x", "a string")
     assert parse_numbered("1: a\n2. b\n[3] c\n9: out of range\n1: again", 3) == {1: "a", 2: "b", 3: "c"}
+
+
+def test_llm_find_puts_the_answer_whose_line_shares_the_questions_words_first() -> None:
+    """A rare answer on an unrelated line ('429') comes after the one its line says plainly ('5')."""
+    rows = [f"Entry {i}: exit code 5 is listed in the table." for i in range(40)]
+    rows[10] = "The limiter takes one slot away per 429 answer."
+    rows[30] = "Exit code 5 means a limit ended the run."
+    context = Context({"doc.md": "\n".join(rows) + "\n"})
+    pieces = context.chunks(max_chars=700)
+
+    def helper(prompts: list[str]) -> list[str]:
+        texts = [p.split("<text>", 1)[1] for p in prompts]  # pieces this long go one to a prompt
+        return ["429" if "per 429" in t else "5" if "code 5" in t else "NONE" for t in texts]
+
+    found = llm_find(helper, "Which exit code means a limit ended the run?", pieces)
+    assert [str(f) for f in found] == ["5", "429"]
+    assert (found[0].line, found[0].text) == (31, "Exit code 5 means a limit ended the run.")

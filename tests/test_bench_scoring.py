@@ -64,5 +64,7 @@ def test_set_f1_over_names_in_the_universe_or_over_listed_items() -> None:
     assert score("set_f1", "`render` and `export_html` call it", gold) == 1.0
     assert score("set_f1", "render, print", gold) == 0.5
     assert score("set_f1", "render_lines", gold) == 0.0
+    with_class = {**gold, "universe": [*gold["universe"], "Console"]}
+    assert score("set_f1", "Console.render, Console.export_html", with_class) == 1.0  # qualnames name the methods
     assert score("set_f1", "alpha, Beta\ngamma.", ["alpha", "beta", "gamma"]) == 1.0
     assert score("set_f1", "alpha and delta", ["alpha", "beta"]) == 0.5

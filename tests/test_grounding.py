@@ -71,6 +71,7 @@ def test_a_cell_that_found_nothing_is_followed_by_the_loops_scan_of_every_piece_
     assert "That found nothing" in scan and "the helper was asked about every piece" in scan
     assert "found = llm_find('What is the code?', context.chunks(max_chars=" in scan
     assert "'7481' (line 2: the code is 7481)" in scan  # the loop ran the scan and shows its answers
+    assert "sub-calls used: 1" in scan  # the budget line counts the scan's sub-call
     assert [c.iteration for c in sink.of(Cell) if "llm_find" in c.code] == [1]
     assert "That found nothing either" in root.seen[2][-1]["content"]  # the scan runs once a run
     assert result.iterations == 3
@@ -169,7 +170,7 @@ def test_the_scan_keeps_what_its_piece_holds_and_puts_the_rare_answer_first(tmp_
     path.write_text("\n".join(lines) + "\n")
 
     def sub(prompt: str) -> str:
-        text = prompt.split("<text>", 1)[1]  # pieces of 4,000 characters go one to a prompt
+        text = prompt.split("<text>", 1)[1]  # pieces of 2,000 characters go one to a prompt
         if "Aurelio" in text:
             return "Chef Aurelio Bianchi"
         return "Dr. Nobody Smith" if "records open" in text else "The local baker"
@@ -193,17 +194,32 @@ def test_a_code_question_opens_with_the_definitions_and_callers_of_the_names_it_
         "def fetch_rows(db):\n    return db.rows\n\n\nclass Report:\n    def build(self, db):\n"
         "        return fetch_rows(db)\n\n\ndef export(db):\n    rows = fetch_rows(db)\n    return rows\n"
     )
-    root = Scripted(SMALL_ROOT, [repl("FINAL('Report.build, export')")])
+    search = repl("print(context.search('fetch_rows'))")
+    root = Scripted(SMALL_ROOT, [search, search, repl("FINAL('Report.build, export')")])
     sink = ListSink()
     request = AskRequest(Inputs((str(repo),)), "Which functions call `fetch_rows`?", ModelFlags(SMALL_ROOT, "sub"))
     rlm_with(Models(root), sink, tmp_path).ask(request)
 
+    assert not [c for c in sink.of(Cell) if "llm_find" in c.code]  # a repeat over code: no scan of file paths
+    assert "Reply now with one ```repl block that calls FINAL" in root.seen[2][-1]["content"]
     first = root.seen[0][-1]["content"]
     assert "function fetch_rows is defined in tools.py at line 1" in first
     assert "fetch_rows is called by: Report.build, export" in first
+    assert "(in method Report.build, tools.py)" in first  # a passage names the definition it lies in
     plain_text = tmp_path / "plain.txt"
     plain_text.write_text("fetch_rows is a word here\n")
     plain = Scripted(SMALL_ROOT, [repl("FINAL('none')")])
     plain_request = AskRequest(Inputs((str(plain_text),)), "Which functions call `fetch_rows`?", ModelFlags(SMALL_ROOT, "sub"))
     rlm_with(Models(plain), ListSink(), tmp_path).ask(plain_request)
     assert "is called by" not in plain.seen[0][-1]["content"]  # no code in the context: the search alone
+
+
+def test_a_search_run_again_leads_to_the_scan_before_the_answer_now_turn(notes: Path, tmp_path: Path) -> None:
+    """The search's hits held only everyday words, so the model ran it again: scan, then stall."""
+    search = repl("print(context.search('alpha omega'))")
+    root = Scripted(SMALL_ROOT, [search, search, search, repl("FINAL('7481')")])
+    sink = ListSink()
+    rlm_with(Models(root, Scripted("sub", answer=code_helper)), sink, tmp_path).ask(ask(notes))
+
+    assert "'7481' (line 2: the code is 7481)" in root.seen[2][-1]["content"]
+    assert "Reply now with one ```repl block that calls FINAL" in root.seen[3][-1]["content"]

@@ -89,10 +89,14 @@ def pair_f1(answer: str, gold: Any) -> float:
     return _f1(pairs_in(answer), {frozenset(map(str, pair)) for pair in gold})
 
 
+_QUALIFIER = re.compile(r"\b[A-Za-z_]\w*\.(?=[A-Za-z_])")
+
+
 def set_f1(answer: str, gold: Any) -> float:
     if isinstance(gold, dict):
         items = {str(g) for g in gold["items"]}
-        predicted = {name for name in map(str, gold.get("universe", items)) if contains(answer, name)}
+        bare = _QUALIFIER.sub("", answer)  # `Console.print` names the method, not the class too
+        predicted = {name for name in map(str, gold.get("universe", items)) if contains(bare, name)}
         return _f1(predicted, items)
     items = {normalise(str(g)) for g in gold}
     predicted = {normalise(p).strip(" .`'\"") for p in re.split(r"[,\n;]|\band\b", answer)}

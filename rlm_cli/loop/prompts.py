@@ -72,6 +72,16 @@ OPENING_CODE = """\
 for hit in context.search({question}, k={k}):
     print(context.around(hit, 1, 2))
     print("--")"""
+# Over code each passage also names the definition it lies in: a small model that found the
+# docstring a question describes otherwise answers with the docstring, not the function's name.
+OPENING_CODE_PASSAGES = """\
+for hit in context.search({question}, k={k}):
+    print(context.around(hit, 1, 2))
+    inside = [s for s in context.symbols(path=hit.path) if s.path == hit.path and s.start_line <= hit.line <= s.end_line]
+    if inside:
+        s = min(inside, key=lambda s: s.end_line - s.start_line)
+        print(f"(in {{s.kind}} {{s.qualname}}, {{s.path}})")
+    print("--")"""
 # With code, the names the question mentions come first: where each is defined and what calls it,
 # from the code graph. A small model greps a name and reads the hits as its callers.
 OPENING_SYMBOLS = """\
@@ -359,15 +369,15 @@ class PromptProfile:
 
 
 FRONTIER = PromptProfile(name="frontier", system=SYSTEM, max_output_chars=10_000)
-# On a CPU a small model reads ~150 tokens/s: a 4,000-character chunk is a sub-call of about 8 s,
-# and short enough for a 1.5B model to notice a fact said in other words (it missed one in 8,000
-# characters of logs).
+# On a CPU a small model reads ~150 tokens/s: a 2,000-character chunk is a sub-call of about 4 s,
+# and short enough for a 1.5B model to notice a fact said in other words: asked about the chunk
+# holding the fact, it missed 2 of 6 facts in 4,000 characters and none in 2,000.
 SMALL = PromptProfile(
     name="small",
     system=SMALL_SYSTEM,
     max_output_chars=2_000,
     full_turns=2,
-    max_chunk_chars=4_000,
+    max_chunk_chars=2_000,
     first_turn=SMALL_OPENED_FIRST_TURN,
     output_turn=SMALL_OUTPUT_TURN,
     code_tools=SMALL_CODE_TOOLS,
@@ -463,7 +473,7 @@ def named_identifiers(question: str) -> list[str]:
 def opening_code(question: str, *, code: bool = False) -> str:
     """The opening cell: the ranked search, after the definitions and callers of the names the
     question mentions when the context holds code."""
-    search = OPENING_CODE.format(question=repr(question), k=OPENING_PASSAGES)
+    search = (OPENING_CODE_PASSAGES if code else OPENING_CODE).format(question=repr(question), k=OPENING_PASSAGES)
     names = named_identifiers(question) if code else []
     return OPENING_SYMBOLS.format(names=repr(names)) + search if names else search
 

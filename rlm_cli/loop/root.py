@@ -200,8 +200,14 @@ class RootLoop:
             elif iteration >= limits.max_iterations:
                 forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
-            elif empty and (not self._scan_suggested or repeats < self._profile.max_repeats):
-                # found nothing: the scan comes before the repeat check, so a repeat cannot skip it
+            elif (empty or (repeats >= self._profile.max_repeats and self._worker.summary.code is None)) \
+                    and not self._scan_suggested and self._profile.nothing_turn:
+                # found nothing, or ran the same search again (its hits held only the question's
+                # everyday words): the scan comes before the repeat check, so a repeat cannot skip
+                # it. Not for a repeat over code, where the opening printed the code graph's facts
+                # and a scan's answers are file paths every chunk's header holds.
+                turn = await self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
+            elif empty and repeats < self._profile.max_repeats:
                 turn = await self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             elif repeats >= self._profile.max_repeats:
                 forced, stalled = "stopped after the model repeated the same code", True
@@ -216,13 +222,14 @@ class RootLoop:
     async def _nothing_turn(self, outputs: str, question: str, iteration: int) -> str:
         """The turn after cells that found nothing: the first time, the loop scans every piece
         with llm_find and shows what it found; after that, a turn asking for other words."""
-        values = {"outputs": outputs, "question_text": question, "budget": self._budget.summary(iteration + 1)}
+        values = {"outputs": outputs, "question_text": question}
         if self._scan_suggested or self._profile.nothing_turn is None:
-            return SMALL_STILL_NOTHING_TURN.format(**values)
+            return SMALL_STILL_NOTHING_TURN.format(budget=self._budget.summary(iteration + 1), **values)
         self._scan_suggested = True
         code = scan_code(question, chunk_chars(self._profile, self._sub_chars))
         _, scan = await self._run_cell(code, iteration)
         self._printed.append(scan)
+        values["budget"] = self._budget.summary(iteration + 1)  # the scan's sub-calls counted
         if found_nothing(scan):
             return SMALL_SCAN_EMPTY_TURN.format(**values)
         return self._profile.nothing_turn.format(code=code, scan=scan, **values)

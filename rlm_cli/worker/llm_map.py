@@ -136,28 +136,33 @@ def _holding_line(answer: str, piece: str) -> tuple[int, str]:
     return best
 
 
-def _rarity(answer: str, lines: dict[str, int], total: int) -> float:
+def _idf(word: str, lines: Counter[str], total: int) -> float:
+    return math.log((total + 1) / (lines[word] + 1))
+
+
+def _rarity(answer: str, lines: Counter[str], total: int) -> float:
     """How rare the answer's words are across the text's lines: a fact is stated once, while an
     answer a sub-model made up from a piece without the fact is built of its everyday words."""
-    counts = [lines[word] for word in set(content_words(answer)) if word in lines]
-    return sum(math.log((total + 1) / (count + 1)) for count in counts) / len(counts) if counts else 0.0
+    counts = [word for word in set(content_words(answer)) if word in lines]
+    return sum(_idf(word, lines, total) for word in counts) / len(counts) if counts else 0.0
 
 
 def llm_find(ask_batched: AskBatched, question: str, pieces: Iterable[object]) -> list[Found]:
-    """The answers to `question` that the pieces hold, each once, the rarest first.
+    """The answers to `question` that the pieces hold, each once, likeliest first.
 
-    An answer is kept only when its own piece holds its numbers and most of its words; among
-    those, the ones whose words are rare in the whole text come first (see `_rarity`)."""
+    An answer is kept only when its own piece holds its numbers and most of its words. They are
+    ranked by the rare words their line shares with the question (a question in other words
+    shares none) plus how rare their own words are in the whole text (see `_rarity`)."""
     if not isinstance(question, str):
         raise TypeError(f"question must be a str, not {type(question).__name__}")
     items = pieces if isinstance(pieces, str) else list(pieces)
     answers = llm_map(ask_batched, question + FIND_SUFFIX, items)
-    held: dict[str, tuple[str, object]] = {}
+    held: list[tuple[str, object]] = []
     for item, answer in zip(items, answers):
         answer = answer.strip().strip("`*").strip()
         if answer and not answer.startswith("ERROR:") and "NONE" not in answer.upper() and not not_found(answer):
             if support(answer, _text(item)) is not None:
-                held.setdefault(" ".join(tokens(answer)), (answer, item))
+                held.append((answer, item))
     if not held:
         return []
     lines: Counter[str] = Counter()
@@ -166,10 +171,17 @@ def llm_find(ask_batched: AskBatched, question: str, pieces: Iterable[object]) -
         for line in _text(item).splitlines():
             lines.update(set(tokens(line)))
             total += 1
-    found = []
-    for answer, item in held.values():
+    asked = set(content_words(question))
+    ranked = []
+    for answer, item in held:
         index, line = _holding_line(answer, _text(item))
         start = getattr(item, "start_line", None)
         where = None if start is None else start + index
-        found.append(Found(answer, getattr(item, "path", None), where, line, _rarity(answer, lines, total)))
-    return sorted(found, key=lambda f: -f.rarity)
+        found = Found(answer, getattr(item, "path", None), where, line, _rarity(answer, lines, total))
+        relevance = sum(_idf(word, lines, total) for word in asked & set(tokens(line)))
+        ranked.append((relevance + found.rarity, found))
+    ranked.sort(key=lambda pair: -pair[0])
+    once: dict[str, Found] = {}  # the same answer from several pieces: the one on the best line
+    for _, found in ranked:
+        once.setdefault(" ".join(tokens(found)), found)
+    return list(once.values())
