@@ -200,14 +200,8 @@ class RootLoop:
             elif iteration >= limits.max_iterations:
                 forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
-            elif (empty or (repeats >= self._profile.max_repeats and self._worker.summary.code is None)) \
-                    and not self._scan_suggested and self._profile.nothing_turn:
-                # found nothing, or ran the same search again (its hits held only the question's
-                # everyday words): the scan comes before the repeat check, so a repeat cannot skip
-                # it. Not for a repeat over code, where the opening printed the code graph's facts
-                # and a scan's answers are file paths every chunk's header holds.
-                turn = await self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
-            elif empty and repeats < self._profile.max_repeats:
+            elif self._scan_due(empty, repeats) or (empty and repeats < self._profile.max_repeats):
+                # the scan comes before the repeat check, so a repeat cannot skip it
                 turn = await self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             elif repeats >= self._profile.max_repeats:
                 forced, stalled = "stopped after the model repeated the same code", True
@@ -218,6 +212,15 @@ class RootLoop:
                 )
             self._send(messages, "user", cut + turn, iteration + 1)
         return self._result(None, forced or "iteration limit reached")
+
+    def _scan_due(self, empty: bool, repeats: int) -> bool:
+        """Whether the loop's scan runs now: once, after a cell that found nothing or a search run
+        again (its hits held only the question's everyday words). Not for a repeat over code,
+        where the opening printed the code graph's facts and the scan's answers are file paths
+        every chunk's header holds."""
+        if self._scan_suggested or self._profile.nothing_turn is None:
+            return False
+        return empty or (repeats >= self._profile.max_repeats and self._worker.summary.code is None)
 
     async def _nothing_turn(self, outputs: str, question: str, iteration: int) -> str:
         """The turn after cells that found nothing: the first time, the loop scans every piece

@@ -143,8 +143,8 @@ def _idf(word: str, lines: Counter[str], total: int) -> float:
 def _rarity(answer: str, lines: Counter[str], total: int) -> float:
     """How rare the answer's words are across the text's lines: a fact is stated once, while an
     answer a sub-model made up from a piece without the fact is built of its everyday words."""
-    counts = [word for word in set(content_words(answer)) if word in lines]
-    return sum(_idf(word, lines, total) for word in counts) / len(counts) if counts else 0.0
+    seen = [word for word in set(content_words(answer)) if word in lines]
+    return sum(_idf(word, lines, total) for word in seen) / len(seen) if seen else 0.0
 
 
 def llm_find(ask_batched: AskBatched, question: str, pieces: Iterable[object]) -> list[Found]:

@@ -352,7 +352,7 @@ class Repl:
             return mapping.llm_map(llm_query_batched, instruction, items)
 
         def llm_find(question: str, pieces: Iterable[object]) -> list[mapping.Found]:
-            """Ask every piece `question`; keep the answers a piece holds, each with its line, best first."""
+            """Ask every piece `question`; keep the answers a piece holds, each with its line, likeliest first."""
             return mapping.llm_find(llm_query_batched, question, pieces)
 
         def FINAL(answer: object, sources: object = None) -> None:
