@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from rlm_cli.sources.context import Context
+from rlm_cli.sources.context import Context, Passage
 from rlm_cli.worker.llm_map import BATCH_CHARS, llm_find, llm_map, parse_numbered
 
 
@@ -30,6 +30,16 @@ def test_search_ranks_the_passage_sharing_the_most_and_rarest_words_first() -> N
     [best] = context.search("How are refunds for damaged parcels handled?", k=1)  # one line by default
     assert (best.line, best.end_line) == (121, 121) and best.text == context.splitlines()[120]
     assert context.search("zebra unicorn") == []
+
+
+def test_of_lines_sharing_the_same_words_the_one_saying_the_questions_phrase_ranks_first() -> None:
+    rows = ["Filler about the harbor office and its quarry report."] * 50
+    rows[5] = "A run ended early, and the limit on turns was raised."  # the same words, scattered
+    rows[9] = "Not every limit ended a run that day, said the ops team."
+    rows[40] = "Code 5: a limit ended the run, and so on."
+    context = Context({"doc.md": "\n".join(rows) + "\n"})
+    found = context.search("Which code means a limit ended the run?", k=3)
+    assert [p.line for p in found] == [41, 10, 6]
 
 
 def test_search_keeps_to_file_boundaries_and_names_the_file() -> None:
@@ -53,8 +63,20 @@ def test_around_numbers_the_lines_near_a_hit_or_a_line_number() -> None:
     assert [row.split(":")[0] for row in context.around(passage, 1, 1).splitlines()] == [str(n) for n in range(120, 127)]
     wide = Context({"w.txt": "x" * 5_000 + "\nshort\n"})
     assert len(wide.around(2, 1, 0).splitlines()[0]) < 300
+    assert context.around(hit, 1, 0, numbered=False).splitlines() == [
+        "Entry 119: the harbor office reviewed the quarry report as usual.",
+        "Entry 120: the refund for damaged parcels is processed by the returns desk within 5 days.",
+    ]
     many = Context({"a.txt": "one\ntwo\n", "b.txt": "three\nfour\n"})
     assert many.around(2, 1, 0, path="b.txt") == "1: three\n2: four"
+
+
+def test_around_a_list_of_hits_shows_their_windows_in_order_merged_where_they_overlap() -> None:
+    context = Context({"a.txt": "".join(f"a{i}\n" for i in range(1, 21)), "b.txt": "b1\nb2\nb3\n"})
+    hits = [Passage("b.txt", 2, "b2", 1.0, 2), Passage("a.txt", 15, "a15", 1.0, 15),
+            Passage("a.txt", 3, "a3", 1.0, 3), Passage("a.txt", 5, "a5", 1.0, 5)]
+    assert context.around(hits, 1, 1, numbered=False).split("\n--\n") == ["a2\na3\na4\na5\na6", "a14\na15\na16", "b1\nb2\nb3"]
+    assert context.around(hits[1:2], 0, 0) == "15: a15"
 
 
 class Helper:
@@ -121,3 +143,13 @@ def test_llm_find_puts_the_answer_whose_line_shares_the_questions_words_first() 
     found = llm_find(helper, "Which exit code means a limit ended the run?", pieces)
     assert [str(f) for f in found] == ["5", "429"]
     assert (found[0].line, found[0].text) == (31, "Exit code 5 means a limit ended the run.")
+
+
+def test_llm_find_names_the_line_of_its_piece_that_says_the_answer_and_how_much_of_the_question_it_shares() -> None:
+    """A "5" is on several lines of the piece: the one about the question is the one shown."""
+    piece = "Chapter 5, page 5.\nExit code 5 means a limit ended the run.\nSee 5 more.\n"
+    [found] = llm_find(lambda prompts: ["5"] * len(prompts), "Which exit code means a limit ended the run?", [piece])
+    assert found.text == "Exit code 5 means a limit ended the run." and found.line is None
+    assert found.shares == 1.0  # exit, code, means, limit, ended, run
+    [other] = llm_find(lambda prompts: ["5"] * len(prompts), "Which exit code means a limit ended the run?", ["See 5 more.\n"])
+    assert other.shares == 0.0

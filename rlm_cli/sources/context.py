@@ -236,17 +236,34 @@ class Context(str):
                 out.append((path, start + 1, "\n".join(block), start + len(block)))
         return out
 
-    def around(self, where: Any, before: int = 2, after: int = 2, path: str | None = None) -> str:
+    def around(self, where: Any, before: int = 2, after: int = 2, path: str | None = None, numbered: bool = True) -> str:
         """The numbered lines around a place: `where` is a hit or passage (.path, .line) or a line
-        number (in `path`, or the first file); long lines are cut to SHOWN_CAP characters."""
-        line = int(getattr(where, "line", where))
-        last = int(getattr(where, "end_line", line))
-        path = getattr(where, "path", path)
-        index = self._selected(path)[0] if path is not None else 0
-        rows = self._text(index).splitlines()
-        first = max(1, line - before)
-        shown = range(first, min(len(rows), last + after) + 1)
-        return "\n".join(f"{n}: {_shown_line(rows[n - 1], 0, len(rows[n - 1]), 0, SHOWN_CAP)}" for n in shown)
+        number (in `path`, or the first file); long lines are cut to SHOWN_CAP characters.
+        A list of places gives their windows in the text's order, merged where they overlap,
+        with `--` between. `numbered=False` leaves the numbers out, for a sub-model that reads
+        them as answers."""
+        places = where if isinstance(where, list) else [where]
+        windows: dict[int, list[tuple[int, int]]] = {}
+        for place in places:
+            line = int(getattr(place, "line", place))
+            last = int(getattr(place, "end_line", line))
+            at = getattr(place, "path", path)
+            index = self._selected(at)[0] if at is not None else 0
+            windows.setdefault(index, []).append((max(1, line - before), last + after))
+        shown: list[str] = []
+        for index in sorted(windows):
+            rows = self._text(index).splitlines()
+            merged: list[list[int]] = []
+            for first, last in sorted(windows[index]):
+                if merged and first <= merged[-1][1] + 1:
+                    merged[-1][1] = max(merged[-1][1], last)
+                else:
+                    merged.append([first, last])
+            for first, last in merged:
+                numbers = range(first, min(len(rows), last) + 1)
+                lines = (_shown_line(rows[n - 1], 0, len(rows[n - 1]), 0, SHOWN_CAP) for n in numbers)
+                shown.append("\n".join(f"{n}: {text}" if numbered else text for n, text in zip(numbers, lines)))
+        return "\n--\n".join(shown)
 
     # -- the code graph (DESIGN.md): answered by a CodeIndex the worker attaches -------------
 
@@ -314,6 +331,7 @@ class _Bm25:
     """Okapi BM25 over passages, in the standard library (the worker imports nothing else)."""
 
     K1, B = 1.5, 0.75
+    RERANKED = 10  # candidates per result that the phrase bonus may reorder
 
     def __init__(self, passages: list[tuple[str, int, str, int]], lines: int) -> None:
         self.lines = lines
@@ -330,21 +348,35 @@ class _Bm25:
     def top(self, query: str, k: int) -> list[Passage]:
         import math
 
+        asked = _terms(query)
+        terms = set(asked)
         scores: dict[int, float] = {}
+        idf: dict[str, float] = {}
         total = len(self.passages)
-        for term in set(_terms(query)):
+        for term in terms:
             posting = self.postings.get(term, [])
-            idf = math.log(1 + (total - len(posting) + 0.5) / (len(posting) + 0.5))
+            idf[term] = math.log(1 + (total - len(posting) + 0.5) / (len(posting) + 0.5))
             for i, n in posting:
                 norm = n + self.K1 * (1 - self.B + self.B * self.lengths[i] / (self.average or 1.0))
-                scores[i] = scores.get(i, 0.0) + idf * n * (self.K1 + 1) / norm
-        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(0, k)]
-        terms = set(_terms(query))
+                scores[i] = scores.get(i, 0.0) + idf[term] * n * (self.K1 + 1) / norm
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(0, k) * self.RERANKED]
+        phrases = {pair: (idf[pair[0]] + idf[pair[1]]) / 2 for pair in zip(asked, asked[1:])}
+        rescored = [(i, score + _phrase_bonus(self.passages[i][2], phrases)) for i, score in ranked]
+        best = sorted(rescored, key=lambda item: (-item[1], item[0]))[: max(0, k)]
         out = []
         for i, score in best:
             path, line, text, end = self.passages[i]
             out.append(Passage(path, line, _clipped(text, terms), round(score, 3), end))
         return out
+
+
+def _phrase_bonus(text: str, phrases: Mapping[tuple[str, str], float]) -> float:
+    """The weight of the query's word pairs that `text` has side by side: of lines sharing the
+    same words with a question ("a limit ended the run"), the one saying its phrase ranks first."""
+    if not phrases:
+        return 0.0
+    words = _terms(text)
+    return sum(phrases.get(pair, 0.0) for pair in set(zip(words, words[1:])))
 
 
 def _clipped(text: str, terms: set[str]) -> str:

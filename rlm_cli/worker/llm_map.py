@@ -114,10 +114,11 @@ class Found(str):
     line: int | None  # 1-based; None when the piece was not a chunk of the context
     text: str  # the line holding the answer
     rarity: float  # mean inverse line frequency of the answer's words across all the pieces
+    shares: float  # the share of the question's words that line has
 
-    def __new__(cls, answer: str, path: str | None, line: int | None, text: str, rarity: float) -> Found:
+    def __new__(cls, answer: str, path: str | None, line: int | None, text: str, rarity: float, shares: float) -> Found:
         found = super().__new__(cls, answer)
-        found.path, found.line, found.text, found.rarity = path, line, text, rarity
+        found.path, found.line, found.text, found.rarity, found.shares = path, line, text, rarity, shares
         return found
 
     def __repr__(self) -> str:
@@ -125,12 +126,14 @@ class Found(str):
         return f"{str(self)!r} ({where}: {' '.join(self.text.split())[:200]})"
 
 
-def _holding_line(answer: str, piece: str) -> tuple[int, str]:
-    """The index and text of the piece's line sharing most words with the answer."""
+def _holding_line(answer: str, asked: set[str], piece: str) -> tuple[int, str]:
+    """The index and text of the piece's line sharing most words with the answer; of lines
+    sharing as many, the one sharing most words with the question (a "5" is on many lines)."""
     wanted = set(tokens(answer))
-    best, best_score = (0, ""), -1
+    best, best_score = (0, ""), (-1, -1)
     for index, line in enumerate(piece.splitlines()):
-        score = len(wanted & set(tokens(line)))
+        words = set(tokens(line))
+        score = (len(wanted & words), len(asked & words))
         if score > best_score:
             best, best_score = (index, line), score
     return best
@@ -174,11 +177,13 @@ def llm_find(ask_batched: AskBatched, question: str, pieces: Iterable[object]) -
     asked = set(content_words(question))
     ranked = []
     for answer, item in held:
-        index, line = _holding_line(answer, _text(item))
+        index, line = _holding_line(answer, asked, _text(item))
         start = getattr(item, "start_line", None)
         where = None if start is None else start + index
-        found = Found(answer, getattr(item, "path", None), where, line, _rarity(answer, lines, total))
-        relevance = sum(_idf(word, lines, total) for word in asked & set(tokens(line)))
+        shared = asked & set(tokens(line))
+        shares = len(shared) / len(asked) if asked else 0.0
+        found = Found(answer, getattr(item, "path", None), where, line, _rarity(answer, lines, total), shares)
+        relevance = sum(_idf(word, lines, total) for word in shared)
         ranked.append((relevance + found.rarity, found))
     ranked.sort(key=lambda pair: -pair[0])
     once: dict[str, Found] = {}  # the same answer from several pieces: the one on the best line
