@@ -17,7 +17,10 @@ from rlm_cli.local.model_spec import LOCAL_MODEL, is_local_model, parse_local_mo
 from rlm_cli.local.server import LocalServer, ServerProgress
 from rlm_cli.model_client import ModelSettings
 
-ROOT_MAX_TOKENS = 1024  # a small model that rambles costs ~1 s per 12 tokens on a CPU
+# A small model that rambles costs ~1 s per 12 tokens on a CPU. Of 118 root replies of the 1.5B
+# model in bench and quick-start runs, the longest useful one had 75 tokens; the five at the
+# cap were loops repeating invented values, which 384 tokens cut off 53 s sooner each.
+ROOT_MAX_TOKENS = 384
 STARTUP_TIMEOUT_S = 120.0
 
 
