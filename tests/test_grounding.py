@@ -71,8 +71,8 @@ def test_a_cell_that_found_nothing_is_followed_by_the_loops_scan_of_every_piece_
     assert "That found nothing" in scan and "the helper was asked about every piece" in scan
     assert "found = llm_find('What is the code?', context.chunks(max_chars=" in scan
     assert "'7481' (line 2: the code is 7481)" in scan  # the loop ran the scan and shows its answers
-    assert "sub-calls used: 1" in scan  # the budget line counts the scan's sub-call
-    assert [c.iteration for c in sink.of(Cell) if "llm_find" in c.code] == [1]
+    assert "sub-calls used: 2" in scan  # the budget line counts the opening's reading and the scan
+    assert [c.iteration for c in sink.of(Cell) if "context.chunks" in c.code] == [1]
     assert "That found nothing either" in root.seen[2][-1]["content"]  # the scan runs once a run
     assert result.iterations == 3
 
@@ -125,6 +125,16 @@ def test_a_small_model_first_sees_what_the_opening_search_found(notes: Path, tmp
     frontier_sink = ListSink()
     rlm_with(Models(frontier), frontier_sink, tmp_path).ask(ask(notes, "gpt-4o"))
     assert [c.iteration for c in frontier_sink.of(Cell)] == [1]
+
+
+def test_a_question_asking_for_every_value_is_shown_a_final_holding_them_all(notes: Path, tmp_path: Path) -> None:
+    every = Scripted(SMALL_ROOT, [repl("FINAL('7481')")])
+    request = AskRequest(Inputs((str(notes),)), "List every code in the notes.", ModelFlags(SMALL_ROOT, "sub"))
+    rlm_with(Models(every), ListSink(), tmp_path).ask(request)
+    assert 'FINAL("first answer, second answer, third answer")' in every.seen[0][-1]["content"]
+    one = Scripted(SMALL_ROOT, [repl("FINAL('7481')")])
+    rlm_with(Models(one), ListSink(), tmp_path).ask(ask(notes))
+    assert 'FINAL("the answer")' in one.seen[0][-1]["content"] and "second answer" not in one.seen[0][-1]["content"]
 
 
 def test_a_count_question_gets_the_block_that_judges_every_line_and_no_search(notes: Path, tmp_path: Path) -> None:
@@ -214,12 +224,36 @@ def test_a_code_question_opens_with_the_definitions_and_callers_of_the_names_it_
     assert "is called by" not in plain.seen[0][-1]["content"]  # no code in the context: the search alone
 
 
-def test_a_search_run_again_leads_to_the_scan_before_the_answer_now_turn(notes: Path, tmp_path: Path) -> None:
-    """The search's hits held only everyday words, so the model ran it again: scan, then stall."""
+def test_the_first_turn_shows_the_helpers_reading_of_the_best_passages_and_a_repeat_gets_the_scan(
+    notes: Path, tmp_path: Path
+) -> None:
+    """The 1.5B root passes over an answer on screen and runs its search again: the first turn
+    also shows what the helper read in the question's best passages (one sub-call); a repeat then
+    gets the scan of every piece, and the next one the answer-now turn."""
     search = repl("print(context.search('alpha omega'))")
     root = Scripted(SMALL_ROOT, [search, search, search, repl("FINAL('7481')")])
+    sub = Scripted("sub", answer=code_helper)
     sink = ListSink()
-    rlm_with(Models(root, Scripted("sub", answer=code_helper)), sink, tmp_path).ask(ask(notes))
+    rlm_with(Models(root, sub), sink, tmp_path).ask(ask(notes))
 
-    assert "'7481' (line 2: the code is 7481)" in root.seen[2][-1]["content"]
+    first = root.seen[0][-1]["content"]
+    assert "The helper read the passages around these lines and answers" in first
+    assert "'7481' (its piece: the code is 7481)" in first
+    [reading] = [c for c in sink.of(Cell) if "[passages]" in c.code]
+    assert reading.iteration == 0 and "2:" not in sub.seen[0][-1]["content"]  # passages go without line numbers
+    assert "'7481' (line 2: the code is 7481)" in root.seen[2][-1]["content"]  # the scan
     assert "Reply now with one ```repl block that calls FINAL" in root.seen[3][-1]["content"]
+
+
+def test_a_reading_whose_answer_is_on_a_line_without_the_questions_words_is_not_shown(notes: Path, tmp_path: Path) -> None:
+    """A question in other words: the helper's reading of the question's passages proves nothing,
+    so the repeat goes straight on to the scan of every piece."""
+    search = repl("print(context.search('alpha omega'))")
+    root = Scripted(SMALL_ROOT, [search, search, repl("FINAL('7481')")])
+    request = AskRequest(Inputs((str(notes),)), "Which alpha number opens the door?", ModelFlags(SMALL_ROOT, "sub"), Limits(max_iterations=6))
+    sink = ListSink()
+    rlm_with(Models(root, Scripted("sub", answer=code_helper)), sink, tmp_path).ask(request)
+
+    assert [c.output for c in sink.of(Cell) if "[passages]" in c.code] == ["(no output)"]
+    turn = root.seen[2][-1]["content"]
+    assert "The helper read" not in turn and "'7481' (line 2: the code is 7481)" in turn

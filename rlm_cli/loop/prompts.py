@@ -72,6 +72,12 @@ OPENING_CODE = """\
 for hit in context.search({question}, k={k}):
     print(context.around(hit, 1, 2))
     print("--")"""
+# A question asking for every value: more hits, each its one line, so all of them fit on screen
+# (with the lines around each, five hits filled the output cap and the model copied one).
+OPENING_EVERY_CODE = """\
+for hit in context.search({question}, k={k}):
+    print(hit.line, hit.text)"""
+OPENING_EVERY_PASSAGES = 12
 # Over code each passage also names the definition it lies in: a small model that found the
 # docstring a question describes otherwise answers with the docstring, not the function's name.
 OPENING_CODE_PASSAGES = """\
@@ -104,14 +110,25 @@ Question: {question}
 The lines of the text that best match the question's words (found with context.search; the \
 number before each line is its line number):
 {opening}
+{reading}
+[{budget}] Read these lines. If they answer the question, reply with FINAL and {example}, write one ```repl block that looks further: context.search with other words, or \
+llm_find(question, context.chunks()) to ask the helper about every piece.{code_hint}"""
 
-[{budget}] Read these lines. If they answer the question, reply with FINAL and the answer \
-copied from them, like this:
+# The first turn's example FINAL. A question asking for every value gets all of them in one
+# string: shown one value, a small model wrote a FINAL per value and ran on inventing more.
+ONE_ANSWER = """\
+the answer copied from them, like this:
 ```repl
 FINAL("the answer")
 ```
-If they do not, write one ```repl block that looks further: context.search with other words, or \
-llm_find(question, context.chunks()) to ask the helper about every piece.{code_hint}"""
+If they do not"""
+EVERY_ANSWER = """\
+every answer copied from them, in one string, like this:
+```repl
+FINAL("first answer, second answer, third answer")
+```
+If they do not hold them all"""
+ASKS_FOR_EVERY = re.compile(r"\b(all|every|list)\b", re.IGNORECASE)
 
 # Questions answered by judging every item, not by finding one passage: counts and frequencies.
 # A small model greps the category's name for these; the turn hands it the one block that works.
@@ -174,6 +191,22 @@ found = llm_find({question}, context.chunks(max_chars={chunk_chars}))
 for answer in found[:{k}]:
     print(repr(answer))"""
 SCAN_ANSWERS = 5
+
+# The helper reads the passages that best match the question (one sub-call), and its answer is
+# shown with the opening's lines: the 1.5B root passes over an answer on screen and searches
+# again, while the 1.5B helper, asked about a few passages, copies it. Only answers on a line
+# with half the question's words count, so a question in other words still gets the scan.
+READ_CODE = """\
+passages = context.around(context.search({question}, k={k}), 3, 2, numbered=False)
+found = [answer for answer in llm_find({question}, [passages]) if answer.shares >= {shares}]
+for answer in found[:{answers}]:
+    print(repr(answer))"""
+READ_SHARES = 0.5
+
+OPENING_READING = """
+The helper read the passages around these lines and answers, with the line that says it:
+{read}
+"""
 
 SMALL_NOTHING_TURN = """\
 {outputs}
@@ -445,9 +478,12 @@ def describe_context(summary: ContextSummary) -> str:
     return "\n".join(lines)
 
 
-def first_turn(profile: PromptProfile, question: str, budget: str, *, code: bool, opening: str = "") -> str:
+def first_turn(
+    profile: PromptProfile, question: str, budget: str, *, code: bool, opening: str = "", reading: str = ""
+) -> str:
     """The first user turn: the question, and (profiles with an opening) what the opening cell
-    printed, or for a count or frequency question the block that judges every line."""
+    printed and the helper's reading of it, or for a count or frequency question the block that
+    judges every line."""
     if profile.aggregate_turn is not None and takes_aggregate_turn(profile, question):
         by_label = bool(_BY_LABEL.search(question))
         return profile.aggregate_turn.format(
@@ -457,7 +493,12 @@ def first_turn(profile: PromptProfile, question: str, budget: str, *, code: bool
             tally=TALLY_LABEL if by_label else TALLY_COUNT,
         )
     hint = profile.code_hint if code else ""
-    return profile.first_turn.format(question=question, budget=budget, code_hint=hint, opening=opening)
+    example = EVERY_ANSWER if ASKS_FOR_EVERY.search(question) else ONE_ANSWER
+    if reading:
+        reading = OPENING_READING.format(read=reading)
+    return profile.first_turn.format(
+        question=question, budget=budget, code_hint=hint, opening=opening, example=example, reading=reading
+    )
 
 
 def opens_with_search(profile: PromptProfile, question: str) -> bool:
@@ -473,13 +514,22 @@ def named_identifiers(question: str) -> list[str]:
 def opening_code(question: str, *, code: bool = False) -> str:
     """The opening cell: the ranked search, after the definitions and callers of the names the
     question mentions when the context holds code."""
-    search = (OPENING_CODE_PASSAGES if code else OPENING_CODE).format(question=repr(question), k=OPENING_PASSAGES)
+    if code:
+        search = OPENING_CODE_PASSAGES.format(question=repr(question), k=OPENING_PASSAGES)
+    elif ASKS_FOR_EVERY.search(question):
+        search = OPENING_EVERY_CODE.format(question=repr(question), k=OPENING_EVERY_PASSAGES)
+    else:
+        search = OPENING_CODE.format(question=repr(question), k=OPENING_PASSAGES)
     names = named_identifiers(question) if code else []
     return OPENING_SYMBOLS.format(names=repr(names)) + search if names else search
 
 
 def scan_code(question: str, chunk_chars: int) -> str:
     return SCAN_CODE.format(question=repr(question), chunk_chars=chunk_chars, k=SCAN_ANSWERS)
+
+
+def read_code(question: str) -> str:
+    return READ_CODE.format(question=repr(question), k=OPENING_PASSAGES, shares=READ_SHARES, answers=SCAN_ANSWERS)
 
 
 def chunk_chars(profile: PromptProfile, sub_chars: int) -> int:
