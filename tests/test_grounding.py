@@ -128,12 +128,13 @@ def test_a_small_model_first_sees_what_the_opening_search_found(notes: Path, tmp
 
 
 def test_a_question_asking_for_every_value_is_shown_a_final_holding_them_all(notes: Path, tmp_path: Path) -> None:
+    unread = Scripted("sub", answer=lambda prompt: "NONE")  # no reading, whose answer would be the example
     every = Scripted(SMALL_ROOT, [repl("FINAL('7481')")])
     request = AskRequest(Inputs((str(notes),)), "List every code in the notes.", ModelFlags(SMALL_ROOT, "sub"))
-    rlm_with(Models(every), ListSink(), tmp_path).ask(request)
+    rlm_with(Models(every, unread), ListSink(), tmp_path).ask(request)
     assert 'FINAL("first answer, second answer, third answer")' in every.seen[0][-1]["content"]
     one = Scripted(SMALL_ROOT, [repl("FINAL('7481')")])
-    rlm_with(Models(one), ListSink(), tmp_path).ask(ask(notes))
+    rlm_with(Models(one, unread), ListSink(), tmp_path).ask(ask(notes))
     assert 'FINAL("the answer")' in one.seen[0][-1]["content"] and "second answer" not in one.seen[0][-1]["content"]
 
 
@@ -224,25 +225,31 @@ def test_a_code_question_opens_with_the_definitions_and_callers_of_the_names_it_
     assert "is called by" not in plain.seen[0][-1]["content"]  # no code in the context: the search alone
 
 
-def test_the_first_turn_shows_the_helpers_reading_of_the_best_passages_and_a_repeat_gets_the_scan(
+def test_the_first_turn_shows_the_helpers_reading_of_the_best_passages_and_a_repeat_gets_answer_now_with_it(
     notes: Path, tmp_path: Path
 ) -> None:
     """The 1.5B root passes over an answer on screen and runs its search again: the first turn
-    also shows what the helper read in the question's best passages (one sub-call); a repeat then
-    gets the scan of every piece, and the next one the answer-now turn."""
+    also shows what the helper read in the question's best passages (one sub-call) and the FINAL
+    that takes it; a repeat then gets the answer-now turn with the reading, not a scan."""
     search = repl("print(context.search('alpha omega'))")
-    root = Scripted(SMALL_ROOT, [search, search, search, repl("FINAL('7481')")])
+    root = Scripted(SMALL_ROOT, [search, search, repl("FINAL('7481')")])
     sub = Scripted("sub", answer=code_helper)
     sink = ListSink()
-    rlm_with(Models(root, sub), sink, tmp_path).ask(ask(notes))
+    result = rlm_with(Models(root, sub), sink, tmp_path).ask(ask(notes))
 
     first = root.seen[0][-1]["content"]
     assert "The helper read the passages around these lines and answers" in first
     assert "'7481' (its piece: the code is 7481)" in first
+    assert "llm_find(question, context.chunks())" not in first  # the 1.5B root ran it after the reading
+    assert first.endswith("if the helper's answer above is right, that is:\n```repl\nFINAL('7481')\n```")
     [reading] = [c for c in sink.of(Cell) if "[passages]" in c.code]
     assert reading.iteration == 0 and "2:" not in sub.seen[0][-1]["content"]  # passages go without line numbers
-    assert "'7481' (line 2: the code is 7481)" in root.seen[2][-1]["content"]  # the scan
-    assert "Reply now with one ```repl block that calls FINAL" in root.seen[3][-1]["content"]
+    again = root.seen[2][-1]["content"]
+    assert "You keep running code you already ran" in again
+    assert "The helper's answer, from the passages that best match the question, was:\n'7481'" in again
+    assert again.endswith("```repl\nFINAL('7481')\n```")
+    assert not [c for c in sink.of(Cell) if "context.chunks" in c.code]  # no scan
+    assert (result.answer, result.status, len(sub.seen)) == ("7481", "ok", 1)
 
 
 def test_a_reading_whose_answer_is_on_a_line_without_the_questions_words_is_not_shown(notes: Path, tmp_path: Path) -> None:
@@ -255,5 +262,6 @@ def test_a_reading_whose_answer_is_on_a_line_without_the_questions_words_is_not_
     rlm_with(Models(root, Scripted("sub", answer=code_helper)), sink, tmp_path).ask(request)
 
     assert [c.output for c in sink.of(Cell) if "[passages]" in c.code] == ["(no output)"]
+    assert "llm_find(question, context.chunks()) to ask the helper" in root.seen[0][-1]["content"]
     turn = root.seen[2][-1]["content"]
     assert "The helper read" not in turn and "'7481' (line 2: the code is 7481)" in turn

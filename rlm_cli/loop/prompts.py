@@ -7,6 +7,7 @@ examples, how much cell output to show); `profile_for(model)` picks one by model
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 
@@ -111,11 +112,14 @@ The lines of the text that best match the question's words (found with context.s
 number before each line is its line number):
 {opening}
 {reading}
-[{budget}] Read these lines. If they answer the question, reply with FINAL and {example}, write one ```repl block that looks further: context.search with other words, or \
-llm_find(question, context.chunks()) to ask the helper about every piece.{code_hint}"""
+[{budget}] {instruction}"""
 
-# The first turn's example FINAL. A question asking for every value gets all of them in one
-# string: shown one value, a small model wrote a FINAL per value and ran on inventing more.
+# What the first turn asks. A question asking for every value gets all of them in one string:
+# shown one value, a small model wrote a FINAL per value and ran on inventing more.
+ANSWER_FROM_LINES = """\
+Read these lines. If they answer the question, reply with FINAL and {example}, write one ```repl \
+block that looks further: context.search with other words, or llm_find(question, context.chunks()) \
+to ask the helper about every piece.{code_hint}"""
 ONE_ANSWER = """\
 the answer copied from them, like this:
 ```repl
@@ -128,7 +132,40 @@ every answer copied from them, in one string, like this:
 FINAL("first answer, second answer, third answer")
 ```
 If they do not hold them all"""
+# With the helper's reading, the FINAL taking its first answer comes last: the 1.5B root runs the
+# last code a turn names, and shown the reading, then other moves, it searched again or scanned.
+ANSWER_FROM_READING = """\
+Read these lines. If they do not answer the question, write one ```repl block that looks further \
+with context.search and other words. If they do, reply with FINAL and the answer copied from \
+them; if the helper's answer above is right, that is:
+```repl
+FINAL({answer})
+```"""
 ASKS_FOR_EVERY = re.compile(r"\b(all|every|list)\b", re.IGNORECASE)
+# The str literal a line of the reading starts with: Found's repr.
+_LITERAL = re.compile(r"""^('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+
+# A cell run again after the reading: the answer-now turn, with the reading and its FINAL. Shown
+# the reading and other moves, the 1.5B root took them (a scan of every chunk, 130 s here);
+# told to answer now, it answers.
+SMALL_READ_AGAIN_TURN = """\
+{outputs}
+
+You keep running code you already ran, so the REPL has shown you all it will. The helper's \
+answer, from the passages that best match the question, was:
+{read}
+Question: {question_text}
+Reply now with one ```repl block that calls FINAL(...) with your best answer from the outputs \
+above; with the helper's answer, that is:
+```repl
+FINAL({answer})
+```"""
+
+
+def reading_answer(read: str) -> str | None:
+    """The first answer of the helper's reading (what READ_CODE printed), as a str."""
+    literal = _LITERAL.match(read)
+    return ast.literal_eval(literal.group(1)) if literal else None
 
 # Questions answered by judging every item, not by finding one passage: counts and frequencies.
 # A small model greps the category's name for these; the turn hands it the one block that works.
@@ -493,11 +530,15 @@ def first_turn(
             tally=TALLY_LABEL if by_label else TALLY_COUNT,
         )
     hint = profile.code_hint if code else ""
-    example = EVERY_ANSWER if ASKS_FOR_EVERY.search(question) else ONE_ANSWER
-    if reading:
+    answer = reading_answer(reading)
+    if answer is not None:
+        instruction = ANSWER_FROM_READING.format(answer=repr(answer))
         reading = OPENING_READING.format(read=reading)
+    else:
+        example = EVERY_ANSWER if ASKS_FOR_EVERY.search(question) else ONE_ANSWER
+        instruction = ANSWER_FROM_LINES.format(example=example, code_hint=hint)
     return profile.first_turn.format(
-        question=question, budget=budget, code_hint=hint, opening=opening, example=example, reading=reading
+        question=question, budget=budget, code_hint=hint, opening=opening, reading=reading, instruction=instruction
     )
 
 

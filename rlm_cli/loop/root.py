@@ -19,6 +19,7 @@ from rlm_cli.loop.prompts import (
     NO_CODE_TURN,
     OPENING_OUTPUT_CHARS,
     REPEATED,
+    SMALL_READ_AGAIN_TURN,
     SMALL_SCAN_EMPTY_TURN,
     SMALL_STILL_NOTHING_TURN,
     STALLED_TURN,
@@ -30,6 +31,7 @@ from rlm_cli.loop.prompts import (
     opening_code,
     opens_with_search,
     read_code,
+    reading_answer,
     scan_code,
     system_prompt,
 )
@@ -110,6 +112,7 @@ class RootLoop:
         self._corrections = 1  # turns a FINAL that fails the check gets to mend it
         self._looks = 1  # turns a FINAL nothing printed supports gets (grounded profiles)
         self._scan_suggested = False  # the loop has scanned every piece (once per run)
+        self._read: str | None = None  # what the helper's reading in the first turn printed, when it answered
         self._printed: list[str] = []  # every cell output the model was shown
         self._cell_id = 0
         self.iterations = 0  # root turns whose reply was acted on; read after a failure too
@@ -201,6 +204,13 @@ class RootLoop:
             elif iteration >= limits.max_iterations:
                 forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
+            elif self._read is not None and not empty and repeats >= self._profile.max_repeats:
+                # a repeat after the reading: answer now, reminded of it, instead of a scan
+                forced, stalled = "stopped after the model repeated the same code", True
+                turn = SMALL_READ_AGAIN_TURN.format(
+                    outputs=f"Your code printed:\n{outputs}", read=self._read, question_text=question,
+                    answer=repr(reading_answer(self._read)),
+                )
             elif self._scan_due(empty, repeats) or (empty and repeats < self._profile.max_repeats):
                 # the scan comes before the repeat check, so a repeat cannot skip it
                 turn = await self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
@@ -245,6 +255,8 @@ class RootLoop:
         if outcome.error is not None or outcome.timed_out or outcome.restarted or found_nothing(read):
             return ""
         self._printed.append(read)
+        if reading_answer(read) is not None:
+            self._read = read
         return read
 
     async def _second_look(self, answer: str, feedback: str, question: str, iteration: int) -> str | None:

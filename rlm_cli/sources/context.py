@@ -242,7 +242,7 @@ class Context(str):
         A list of places gives their windows in the text's order, merged where they overlap,
         with `--` between. `numbered=False` leaves the numbers out, for a sub-model that reads
         them as answers."""
-        places = where if isinstance(where, list) else [where]
+        places: list[Any] = where if isinstance(where, list) else [where]
         windows: dict[int, list[tuple[int, int]]] = {}
         for place in places:
             line = int(getattr(place, "line", place))
