@@ -153,3 +153,18 @@ def test_llm_find_names_the_line_of_its_piece_that_says_the_answer_and_how_much_
     assert found.shares == 1.0  # exit, code, means, limit, ended, run
     [other] = llm_find(lambda prompts: ["5"] * len(prompts), "Which exit code means a limit ended the run?", ["See 5 more.\n"])
     assert other.shares == 0.0
+
+
+def test_llm_find_ranks_a_stated_date_over_the_timestamps_every_log_line_starts_with() -> None:
+    """Each timestamp is unique, but all have one shape: the text's scaffolding, not a fact."""
+    rows = [f"2026-02-01T20:{i // 60:02d}:{i % 60:02d}.{i:03d}Z INFO [gateway] request {i:05d} ok" for i in range(120)]
+    rows[90] = "2026-02-01T21:30:00.000Z INFO [it-desk] note: Deployment of the mobile app is scheduled for 2027-08-16."
+    context = Context({"app.log": "\n".join(rows) + "\n"})
+
+    def helper(prompts: list[str]) -> list[str]:
+        texts = [p.split("<text>", 1)[1] for p in prompts]
+        return ["2027-08-16" if "scheduled for" in t else t.split()[0] for t in texts]  # else the first timestamp
+
+    found = llm_find(helper, "On what date does the phone application go live?", context.chunks(max_chars=1500))
+    assert len(found) > 3 and str(found[0]) == "2027-08-16"
+    assert found[0].line == 91

@@ -139,14 +139,25 @@ def _holding_line(answer: str, asked: set[str], piece: str) -> tuple[int, str]:
     return best
 
 
+_DIGIT = re.compile(r"\d")
+
+
+def _shape(word: str) -> str:
+    """A word with its digits masked: every line's timestamp or request id has the same shape."""
+    return _DIGIT.sub("0", word)
+
+
 def _idf(word: str, lines: Counter[str], total: int) -> float:
-    return math.log((total + 1) / (lines[word] + 1))
+    """The inverse line frequency of the word's shape (`lines` counts shapes)."""
+    return math.log((total + 1) / (lines[_shape(word)] + 1))
 
 
 def _rarity(answer: str, lines: Counter[str], total: int) -> float:
     """How rare the answer's words are across the text's lines: a fact is stated once, while an
-    answer a sub-model made up from a piece without the fact is built of its everyday words."""
-    seen = [word for word in set(content_words(answer)) if word in lines]
+    answer a sub-model made up from a piece without the fact is built of its everyday words, or
+    is the text's scaffolding (in a log, the timestamp every line starts with, each one unique
+    but all of one shape)."""
+    seen = [word for word in set(content_words(answer)) if _shape(word) in lines]
     return sum(_idf(word, lines, total) for word in seen) / len(seen) if seen else 0.0
 
 
@@ -172,7 +183,7 @@ def llm_find(ask_batched: AskBatched, question: str, pieces: Iterable[object]) -
     total = 0
     for item in items:
         for line in _text(item).splitlines():
-            lines.update(set(tokens(line)))
+            lines.update({_shape(word) for word in tokens(line)})
             total += 1
     asked = set(content_words(question))
     ranked = []
