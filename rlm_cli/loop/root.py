@@ -248,16 +248,13 @@ class RootLoop:
             return SMALL_SCAN_EMPTY_TURN.format(**values)
         return self._profile.nothing_turn.format(code=code, scan=scan, **values)
 
-    async def _reading(self, question: str) -> str:
-        """What the helper's reading of the question's best passages printed ("" for nothing,
-        or for a cell that failed: the model is not shown the loop's own tracebacks)."""
+    async def _read_best_passages(self, question: str) -> None:
+        """Keep what the helper's reading of the question's best passages printed, when it
+        answered (not a cell that failed: the model is not shown the loop's own tracebacks)."""
         outcome, read = await self._run_cell(read_code(question), 0)
-        if outcome.error is not None or outcome.timed_out or outcome.restarted or found_nothing(read):
-            return ""
-        self._printed.append(read)
-        if reading_answer(read) is not None:
+        if outcome.error is None and not (outcome.timed_out or outcome.restarted) and reading_answer(read) is not None:
+            self._printed.append(read)
             self._read = read
-        return read
 
     async def _second_look(self, answer: str, feedback: str, question: str, iteration: int) -> str | None:
         """The turn a grounded profile's FINAL gets instead of ending the run, once: a "not found"
@@ -301,9 +298,11 @@ class RootLoop:
             said = f"Question: {question}\n\ncontext.search for the question's words printed nothing."
             turn = await self._nothing_turn(said, question, 0)
         else:
-            # over code the opening names definitions, which passages read alone do not show
-            reading = await self._reading(question) if opening and not code and self._profile.nothing_turn else ""
-            turn = first_turn(self._profile, question, self._budget.summary(1), code=code, opening=opening, reading=reading)
+            if opening and not code and self._profile.nothing_turn:  # over code the opening names definitions
+                await self._read_best_passages(question)
+            turn = first_turn(
+                self._profile, question, self._budget.summary(1), code=code, opening=opening, reading=self._read or ""
+            )
         return f"{turn}\n\n{self._check.instructions()}" if self._check is not None else turn
 
     async def _ask(self, messages: list[dict[str, str]], iteration: int) -> tuple[str, bool]:
