@@ -167,6 +167,7 @@ def reading_answer(read: str) -> str | None:
     literal = _LITERAL.match(read)
     return ast.literal_eval(literal.group(1)) if literal else None
 
+
 # Questions answered by judging every item, not by finding one passage: counts and frequencies.
 # A small model greps the category's name for these; the turn hands it the one block that works.
 AGGREGATE = re.compile(
