@@ -204,19 +204,12 @@ class RootLoop:
             elif iteration >= limits.max_iterations:
                 forced = "iteration limit reached"
                 turn = f"{outputs}\n\n{LAST_TURN}"
-            elif self._read is not None and not empty and repeats >= self._profile.max_repeats:
-                # a repeat after the reading: answer now, reminded of it, instead of a scan
-                forced, stalled = "stopped after the model repeated the same code", True
-                turn = SMALL_READ_AGAIN_TURN.format(
-                    outputs=f"Your code printed:\n{outputs}", read=self._read, question_text=question,
-                    answer=repr(reading_answer(self._read)),
-                )
             elif self._scan_due(empty, repeats) or (empty and repeats < self._profile.max_repeats):
                 # the scan comes before the repeat check, so a repeat cannot skip it
                 turn = await self._nothing_turn(f"Your code printed:\n{outputs}", question, iteration)
             elif repeats >= self._profile.max_repeats:
                 forced, stalled = "stopped after the model repeated the same code", True
-                turn = f"{outputs}\n\n{STALLED_TURN}"
+                turn = self._stalled_turn(outputs, question, empty)
             else:
                 turn = self._profile.output_turn.format(
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
@@ -228,10 +221,23 @@ class RootLoop:
         """Whether the loop's scan runs now: once, after a cell that found nothing or a search run
         again (its hits held only the question's everyday words). Not for a repeat over code,
         where the opening printed the code graph's facts and the scan's answers are file paths
-        every chunk's header holds."""
+        every chunk's header holds, nor after a reading that answered: the answer-now turn
+        shows it again."""
         if self._scan_suggested or self._profile.nothing_turn is None:
             return False
-        return empty or (repeats >= self._profile.max_repeats and self._worker.summary.code is None)
+        repeat_scans = self._worker.summary.code is None and self._read is None
+        return empty or (repeats >= self._profile.max_repeats and repeat_scans)
+
+    def _stalled_turn(self, outputs: str, question: str, empty: bool) -> str:
+        """The answer-now turn; after the helper's reading (and a repeat that printed something),
+        with the reading and the FINAL taking it: shown the reading and other moves, the 1.5B
+        root took the moves."""
+        if self._read is None or empty:
+            return f"{outputs}\n\n{STALLED_TURN}"
+        return SMALL_READ_AGAIN_TURN.format(
+            outputs=f"Your code printed:\n{outputs}", read=self._read, question_text=question,
+            answer=repr(reading_answer(self._read)),
+        )
 
     async def _nothing_turn(self, outputs: str, question: str, iteration: int) -> str:
         """The turn after cells that found nothing: the first time, the loop scans every piece
