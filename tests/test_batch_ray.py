@@ -7,6 +7,7 @@ importable.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +112,28 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_2(tmp_path: Path) -> No
     assert ran.stderr.strip().splitlines() == [
         "rlm: error: --ray 127.0.0.1:1: no Ray cluster answers at 127.0.0.1:1 (Connection refused)"
     ]
+
+
+def test_a_shipped_directory_holds_only_what_the_loader_keeps(tmp_path: Path) -> None:
+    from rlm_cli.api import Inputs
+    from rlm_cli.batch.on_ray import pack
+
+    repo = tmp_path / "repo"
+    (repo / "build").mkdir(parents=True)
+    (repo / "README").write_text("the code is 77\n")
+    (repo / ".env").write_text("API_KEY=sk-live-0123456789abcdef\n")
+    (repo / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (repo / "build" / "out.txt").write_text("generated\n")
+    (repo / "logo.png").write_bytes(b"\x89PNG\0\0\0")
+    (repo / "notes.md").write_text("skip me\n")
+    (repo / ".gitignore").write_text("build/\n")
+    inputs = Inputs(("repo",), exclude=("*.md",))
+
+    packed = pack(str(repo), inputs, 10_000)
+    assert packed is not None
+    with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
+        shipped = {member.name: tar.extractfile(member).read() for member in tar.getmembers()}  # type: ignore[union-attr]
+    assert shipped == {"repo/README": b"the code is 77\n", "repo/.gitignore": b"build/\n"}
+    assert pack(str(repo), inputs, 10) is None  # larger than ship_max: passed as a path
+    assert pack(str(repo / "README"), inputs, 10_000) is not None
+    assert pack(str(tmp_path / "missing"), inputs, 10_000) is None

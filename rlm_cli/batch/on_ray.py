@@ -7,9 +7,9 @@ sandboxed worker there, and sends back its result and its trajectory, which the 
 beside the results. `num_cpus` per task keeps a node from running more sandboxes than it has
 cores; a task whose node process dies is run again by Ray (`max_retries`).
 
-Sources: a git URL is cloned by the node; a local path of at most `ship_max` bytes (without
-`.git`) is packed once, put in Ray's object store and unpacked on the node under the same name;
-a larger path is passed as it is, so it must be on storage every node sees at the same path.
+Sources: a git URL is cloned by the node; a local path whose loaded files (what the loader
+keeps: no secret-named, ignored, excluded or binary files) come to at most `ship_max` bytes is
+packed once, put in Ray's object store and unpacked on the node under the same name; a larger path is passed as it is, so it must be on storage every node sees at the same path.
 Models are resolved here, on the driver, so every node calls the same ones; provider keys and
 `RLM_*` request settings come from the nodes' environment.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rlm_cli.api import ModelFlags, Rlm
+from rlm_cli.api import Inputs, ModelFlags, Rlm
 from rlm_cli.batch.events import Summary
 from rlm_cli.batch.results import TaskResult
 from rlm_cli.batch.runner import Batch, execute, trace_path
@@ -99,7 +99,7 @@ def _run(batch: Batch, options: RayOptions, rlm: Rlm) -> Summary:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         jobs = options.jobs or max(1, int(cpus // options.num_cpus))
         batch.begin(jobs, f"Ray at {options.address} ({cpus:g} CPUs)")
-        shipped: dict[str, Any] = {}
+        shipped: dict[tuple[str, Inputs], Any] = {}
         in_flight: dict[Any, Task] = {}
         try:
             while True:
@@ -134,32 +134,41 @@ def _resolved(task: Task, rlm: Rlm) -> Task:
     return replace(task, request=replace(task.request, models=flags, trace=None))
 
 
-def _ship(task: Task, ship_max: int, shipped: dict[str, Any], ray: Any) -> dict[str, Any]:
-    """The task's small local sources, packed and put in the object store once each."""
+def _ship(task: Task, ship_max: int, shipped: dict[tuple[str, Inputs], Any], ray: Any) -> dict[str, Any]:
+    """The task's small local sources, packed and put in the object store once per source and filters."""
+    inputs = task.request.inputs
     refs: dict[str, Any] = {}
-    for source in task.request.inputs.sources:
-        if source not in shipped:
-            packed = _pack(Path(source), ship_max) if not is_git_url(source) and "://" not in source else None
-            shipped[source] = ray.put(packed) if packed is not None else None
-        if shipped[source] is not None:
-            refs[source] = shipped[source]
+    for source in inputs.sources:
+        key = (source, replace(inputs, sources=()))
+        if key not in shipped:
+            packed = pack(source, inputs, ship_max) if not is_git_url(source) and "://" not in source else None
+            shipped[key] = ray.put(packed) if packed is not None else None
+        if shipped[key] is not None:
+            refs[source] = shipped[key]
     return refs
 
 
-def _pack(path: Path, ship_max: int) -> bytes | None:
-    """A file or directory (without `.git`) as tar.gz bytes, or None when missing or larger."""
-    if not path.exists():
+def pack(source: str, inputs: Inputs, ship_max: int) -> bytes | None:
+    """What the loader keeps of a local file or directory, as tar.gz bytes; None when it is
+    missing, unusable or larger than `ship_max`. Only the loaded files travel, so secret-named,
+    ignored, excluded and binary files never reach the object store or a node's disk."""
+    if not Path(source).exists():
         return None  # maybe on the nodes' storage; if not, the node says so as the task's error
-    members = [path] if path.is_file() else [p for p in path.rglob("*") if ".git" not in p.relative_to(path).parts]
-    total = 0
-    for member in members:
-        if member.is_file() and not member.is_symlink():
-            total += member.stat().st_size
-            if total > ship_max:
-                return None
+    try:
+        loaded = replace(inputs, sources=(source,)).load()
+    except RlmError:
+        return None  # the node says why, as the task's error
+    encoded = {rel: text.encode("utf-8") for rel, text in loaded.files.items()}
+    if sum(map(len, encoded.values())) > ship_max:
+        return None
+    name = os.path.basename(os.path.abspath(source))
+    is_file = Path(source).is_file()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(path, arcname=path.name, filter=lambda info: None if "/.git/" in f"/{info.name}/" else info)
+        for rel, data in encoded.items():
+            info = tarfile.TarInfo(name if is_file else f"{name}/{rel}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
