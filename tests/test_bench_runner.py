@@ -33,6 +33,10 @@ class Reader:
         self.window = window
         self.refuse_over = refuse_over
         self.prompts: list[str] = []
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
 
     def context_window(self) -> int:
         return self.window
@@ -85,6 +89,12 @@ def test_direct_loses_a_needle_in_the_cut_middle_that_retrieval_and_summary_find
     saved = json.loads((tmp_path / "results" / "middle.retrieval.json").read_text())
     assert saved["score"] == 1.0 and saved["answer"] == "7654321" and saved["task"]["gold"] == "7654321"
     assert (tmp_path / "inputs" / "middle" / INPUT_FILE).exists()
+
+
+def test_the_bench_closes_each_baselines_client_once_every_task_has_run(tmp_path: Path) -> None:
+    client = Reader()
+    asyncio.run(run([needle_task("a", 0.5), needle_task("b", 0.001)], client, tmp_path))
+    assert client.closed == 3  # one client per baseline, each closed once
 
 
 def test_a_prompt_the_model_refuses_as_too_long_is_cut_down_and_sent_again(tmp_path: Path) -> None:

@@ -112,3 +112,35 @@ def test_listening_beyond_loopback_needs_an_api_key() -> None:
     ran = run_rlm("serve", "--host", "0.0.0.0", "--port", "0", "--model", "openai/x")
     assert ran.code == 2
     assert ran.stderr == "rlm: error: listening on 0.0.0.0 needs --api-key (only loopback is served without one)\n"
+
+
+def test_the_direct_paths_client_is_closed_when_the_service_closes(tmp_path: Path) -> None:
+    """In process, through the seams: the server's shutdown closes the connections of the client
+    the small-request path made."""
+    import asyncio
+    from dataclasses import dataclass
+
+    from test_api import ListSink, Models, Scripted, rlm_with
+
+    from rlm_cli.api import Limits, ModelFlags
+    from rlm_cli.serve import ChatService
+
+    @dataclass
+    class Closing(Scripted):
+        closed: int = 0
+
+        async def aclose(self) -> None:
+            self.closed += 1
+
+    root = Closing("root", ["hello back"])
+    rlm = rlm_with(Models(root), ListSink(), tmp_path)
+
+    async def talk(service: ChatService) -> str:
+        reply = await service.reply({"messages": [{"role": "user", "content": "hello"}]})
+        await service.aclose()
+        await service.aclose()  # a second close has nothing left to close
+        return reply.text
+
+    with rlm.models(ModelFlags("root")) as models:
+        assert asyncio.run(talk(ChatService(rlm, models, Limits(), threshold=1_000))) == "hello back"
+    assert root.closed == 1

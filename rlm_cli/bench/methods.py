@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from rlm_cli.bench.tasks.base import Task
 from rlm_cli.errors import RlmError
-from rlm_cli.model_client import ModelClient
+from rlm_cli.model_client import Closable, ModelClient
 from rlm_cli.strategy import DEFAULT_WINDOW, Asked, answer_directly, answer_prompt, ask_fitted, head_and_tail, window_chars
 
 PASSAGE_CHARS = 1_500  # BM25 passage size
@@ -54,6 +54,9 @@ class Method(Protocol):
     name: str
 
     async def run(self, task: Task, prepared: Prepared) -> MethodResult: ...
+
+    async def aclose(self) -> None:
+        """Release what the method holds (its connections), once every task has run."""
 
 
 class _Tally:
@@ -93,11 +96,21 @@ async def _timed(client: ModelClient, body: Callable[[_Tally], Awaitable[str]]) 
     return tally.settle()
 
 
-class Direct:
-    name = "direct"
+class _Baseline:
+    """A baseline owns its client, so the bench closes its connections when every task has run."""
+
+    name = ""
 
     def __init__(self, client: ModelClient) -> None:
         self.client = client
+
+    async def aclose(self) -> None:
+        if isinstance(self.client, Closable):
+            await self.client.aclose()
+
+
+class Direct(_Baseline):
+    name = "direct"
 
     async def run(self, task: Task, prepared: Prepared) -> MethodResult:
         text = prepared.text()
@@ -115,11 +128,11 @@ SUMMARY_PROMPT = (
 )
 
 
-class Summary:
+class Summary(_Baseline):
     name = "summary"
 
     def __init__(self, client: ModelClient, concurrency: int = 4) -> None:
-        self.client = client
+        super().__init__(client)
         self.concurrency = concurrency
 
     async def run(self, task: Task, prepared: Prepared) -> MethodResult:
@@ -162,11 +175,11 @@ def split(text: str, limit: int) -> list[str]:
     return pieces
 
 
-class Retrieval:
+class Retrieval(_Baseline):
     name = "retrieval"
 
     def __init__(self, client: ModelClient, passage_chars: int = PASSAGE_CHARS) -> None:
-        self.client = client
+        super().__init__(client)
         self.passage_chars = passage_chars
 
     def top_passages(self, text: str, question: str, limit: int) -> str:
@@ -216,6 +229,9 @@ class RlmMethod:
         self.flags = flags
         self.limits = limits
         self.strategy = strategy
+
+    async def aclose(self) -> None:
+        """Nothing to release: each run closes its own clients, and the caller the model servers."""
 
     async def run(self, task: Task, prepared: Prepared) -> MethodResult:
         from rlm_cli.api import AskRequest, Inputs

@@ -106,4 +106,7 @@ async def run_bench(
             on_event(JobFinished(outcome, done, len(pairs)))
             return outcome
 
-    return list(await asyncio.gather(*(one(i, t, m) for i, (t, m) in enumerate(pairs, 1))))
+    try:
+        return list(await asyncio.gather(*(one(i, t, m) for i, (t, m) in enumerate(pairs, 1))))
+    finally:
+        await asyncio.gather(*(m.aclose() for m in methods))

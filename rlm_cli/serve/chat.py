@@ -15,7 +15,7 @@ from typing import Any
 from rlm_cli.api import AskRequest, Inputs, Limits, ModelSession, Rlm
 from rlm_cli.errors import InputError, LimitError, ModelError, RlmError, UsageError
 from rlm_cli.events import Usage
-from rlm_cli.model_client import ModelClient
+from rlm_cli.model_client import Closable, ModelClient
 
 QUESTION = (
     "Reply to the last user message of the conversation held in `context`, as the assistant would,"
@@ -103,6 +103,12 @@ class ChatService:
         except ModelError as exc:
             raise ChatError(502, str(exc), "api_error") from None
         return Reply(completion.text, "direct", completion.usage, completion.finish_reason or "stop")
+
+    async def aclose(self) -> None:
+        """Close the direct path's client (its connections), when the server stops."""
+        root, self._root = self._root, None
+        if isinstance(root, Closable):
+            await root.aclose()
 
     async def _loop(self, messages: list[dict[str, str]]) -> Reply:
         with tempfile.TemporaryDirectory(prefix="rlm-serve-") as scratch:

@@ -9,6 +9,7 @@ while the run goes on, and cancels the run if the client goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hmac
 import ipaddress
@@ -27,6 +28,7 @@ from rlm_cli.errors import UsageError
 from rlm_cli.serve.chat import ChatError, ChatService, Reply
 
 SERVED_MODEL = "rlm"
+CLOSE_TIMEOUT_S = 5.0  # to close the direct path's connections at shutdown
 KEEPALIVE_S = 10.0
 MAX_BODY_BYTES = 1 << 30
 
@@ -71,7 +73,11 @@ def serve(rlm: Rlm, flags: ModelFlags, options: ServeOptions, log: TextIO) -> No
                 f" the RLM loop above {options.threshold:,} characters)\n"
             )
             log.flush()
-            httpd.serve_forever(poll_interval=0.2)
+            try:
+                httpd.serve_forever(poll_interval=0.2)
+            finally:
+                with contextlib.suppress(FutureTimeout):
+                    asyncio.run_coroutine_threadsafe(httpd.service.aclose(), loop).result(timeout=CLOSE_TIMEOUT_S)
     finally:
         httpd.server_close()
         loop.call_soon_threadsafe(loop.stop)
