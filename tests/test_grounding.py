@@ -265,3 +265,33 @@ def test_a_reading_whose_answer_is_on_a_line_without_the_questions_words_is_not_
     assert "llm_find(question, context.chunks()) to ask the helper" in root.seen[0][-1]["content"]
     turn = root.seen[2][-1]["content"]
     assert "The helper read" not in turn and "'7481' (line 2: the code is 7481)" in turn
+
+
+def test_a_code_question_asking_for_a_definition_is_shown_the_one_around_the_best_hit_and_its_final(tmp_path: Path) -> None:
+    """The 1.5B root searched other words instead of copying the "(in function ...)" line under
+    the best hit: the first turn names that definition and ends with the FINAL taking it, and a
+    repeat gets the answer-now turn with it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "text.py").write_text(
+        'def pad(s):\n    return s + " "\n\n\ndef wrap_words(s, width):\n'
+        '    """Break a paragraph into lines no wider than the given width."""\n    return [s[:width]]\n'
+    )
+    search = repl("print(context.search('lines wider'))")
+    root = Scripted(SMALL_ROOT, [search, search, repl("FINAL('wrap_words')")])
+    question = "Which function breaks a paragraph into lines no wider than the given width?"
+    request = AskRequest(Inputs((str(repo),)), question, ModelFlags(SMALL_ROOT, "sub"), Limits(max_iterations=6))
+    sub = Scripted("sub", answer=lambda prompt: "NONE")
+    result = rlm_with(Models(root, sub), ListSink(), tmp_path).ask(request)
+
+    first = root.seen[0][-1]["content"]
+    assert "The helper looked up the definition around the best-matching line:\n'wrap_words' (function wrap_words, text.py)" in first
+    assert first.endswith("if the helper's answer above is right, that is:\n```repl\nFINAL('wrap_words')\n```")
+    again = root.seen[2][-1]["content"]
+    assert "You keep running code you already ran" in again and again.endswith("FINAL('wrap_words')\n```")
+    assert (result.answer, sub.seen) == ("wrap_words", [])  # no sub-call: the code graph's reading
+
+    how = Scripted(SMALL_ROOT, [repl("FINAL('it slices')")])
+    how_request = AskRequest(Inputs((str(repo),)), "How are paragraphs broken into lines?", ModelFlags(SMALL_ROOT, "sub"))
+    rlm_with(Models(how, sub), ListSink(), tmp_path).ask(how_request)
+    assert "looked up the definition" not in how.seen[0][-1]["content"]  # not a question for a definition's name

@@ -246,6 +246,30 @@ The helper read the passages around these lines and answers, with the line that 
 {read}
 """
 
+# Over code the reading is the code graph's, with no sub-call: the definition around the best
+# hit, for a question asking for a function, method or class by what it does. The ranked search
+# put the described docstring first in 80 of 80 generated tasks, and the 1.5B root still searched
+# other words instead of copying the "(in function ...)" line printed under it.
+OPENING_DEFINITION = """
+The helper looked up the definition around the best-matching line:
+{read}
+"""
+ASKS_FOR_DEFINITION = re.compile(r"\b(function|method|class)\b", re.IGNORECASE)
+_IN_DEFINITION = re.compile(r"^\(in (\w+) ([\w.]+), (.+)\)$", re.MULTILINE)  # OPENING_CODE_PASSAGES prints it
+
+
+def definition_reading(question: str, opening: str) -> str | None:
+    """The code reading: the name of the definition around the opening's first hit, as a
+    reading line (`'name' (kind qualname, path)`), when the question asks for a definition
+    without naming one (a named one is the code graph's own lookup, first in the opening)."""
+    if not ASKS_FOR_DEFINITION.search(question) or named_identifiers(question):
+        return None
+    found = _IN_DEFINITION.search(opening.split("\n--\n", 1)[0])
+    if found is None:
+        return None
+    kind, qualname, path = found.groups()
+    return f"{qualname.rsplit('.', 1)[-1]!r} ({kind} {qualname}, {path})"
+
 SMALL_NOTHING_TURN = """\
 {outputs}
 
@@ -534,7 +558,7 @@ def first_turn(
     answer = reading_answer(reading)
     if answer is not None:
         instruction = ANSWER_FROM_READING.format(answer=repr(answer))
-        reading = OPENING_READING.format(read=reading)
+        reading = (OPENING_DEFINITION if code else OPENING_READING).format(read=reading)
     else:
         example = EVERY_ANSWER if ASKS_FOR_EVERY.search(question) else ONE_ANSWER
         instruction = ANSWER_FROM_LINES.format(example=example, code_hint=hint)

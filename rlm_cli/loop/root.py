@@ -27,6 +27,7 @@ from rlm_cli.loop.prompts import (
     UNSUPPORTED_TURN,
     PromptProfile,
     chunk_chars,
+    definition_reading,
     first_turn,
     opening_code,
     opens_with_search,
@@ -112,7 +113,7 @@ class RootLoop:
         self._corrections = 1  # turns a FINAL that fails the check gets to mend it
         self._looks = 1  # turns a FINAL nothing printed supports gets (grounded profiles)
         self._scan_suggested = False  # the loop has scanned every piece (once per run)
-        self._read: str | None = None  # what the helper's reading in the first turn printed, when it answered
+        self._read: str | None = None  # the first turn's reading, when it answered: the helper's, or over code the definition around the best hit
         self._printed: list[str] = []  # every cell output the model was shown
         self._cell_id = 0
         self.iterations = 0  # root turns whose reply was acted on; read after a failure too
@@ -304,8 +305,11 @@ class RootLoop:
             said = f"Question: {question}\n\ncontext.search for the question's words printed nothing."
             turn = await self._nothing_turn(said, question, 0)
         else:
-            if opening and not code and self._profile.nothing_turn:  # over code the opening names definitions
-                await self._read_best_passages(question)
+            if opening and self._profile.nothing_turn:
+                if code:  # the code graph names the definition around the best hit
+                    self._read = definition_reading(question, opening)
+                else:
+                    await self._read_best_passages(question)
             turn = first_turn(
                 self._profile, question, self._budget.summary(1), code=code, opening=opening, reading=self._read or ""
             )
