@@ -150,6 +150,33 @@ def test_a_count_question_gets_the_block_that_judges_every_line_and_no_search(no
     assert sink.of(Cell)[0].iteration == 1  # the opening search did not run
 
 
+@pytest.mark.parametrize("question, judged", [
+    ("What is the number of lines naming a Greek letter?", True),
+    ("Which line turns a letter into a number of bytes?", False),  # "a number of": not a count
+])
+def test_only_a_question_asking_for_a_count_gets_the_block_that_judges_every_line(
+    notes: Path, tmp_path: Path, question: str, judged: bool
+) -> None:
+    root = Scripted(SMALL_ROOT, [repl("FINAL('0')")])
+    rlm_with(Models(root), ListSink(), tmp_path).ask(AskRequest(Inputs((str(notes),)), question, ModelFlags(SMALL_ROOT, "sub")))
+    assert ("answers = llm_map(instruction, lines)" in root.seen[0][-1]["content"]) is judged
+
+
+def test_over_code_a_count_question_gets_the_opening_not_the_block_that_judges_every_line(tmp_path: Path) -> None:
+    """Judging every line of source answers nothing; the code graph counts definitions and calls."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "tools.py").write_text("def fetch_rows(db):\n    return db.rows\n\n\ndef export(db):\n    return fetch_rows(db)\n")
+    root = Scripted(SMALL_ROOT, [repl("FINAL('1')")])
+    sink = ListSink()
+    request = AskRequest(Inputs((str(repo),)), "How many functions call `fetch_rows`?", ModelFlags(SMALL_ROOT, "sub"))
+    rlm_with(Models(root), sink, tmp_path).ask(request)
+
+    first = root.seen[0][-1]["content"]
+    assert "llm_map(instruction, lines)" not in first and "fetch_rows is called by: export" in first
+    assert sink.of(Cell)[0].iteration == 0  # the opening ran
+
+
 def test_an_opening_search_that_finds_nothing_leads_straight_to_the_scan(notes: Path, tmp_path: Path) -> None:
     root = Scripted(SMALL_ROOT, [repl("FINAL('not found')")])
     request = AskRequest(Inputs((str(notes),)), "Quelle heure est-il?", ModelFlags(SMALL_ROOT, "sub"))
@@ -287,6 +314,7 @@ def test_a_code_question_asking_for_a_definition_is_shown_the_one_around_the_bes
     first = root.seen[0][-1]["content"]
     assert "The helper looked up the definition around the best-matching line:\n'wrap_words' (function wrap_words, text.py)" in first
     assert first.endswith("if the helper's answer above is right, that is:\n```repl\nFINAL('wrap_words')\n```")
+    assert "looks further" not in first  # offered a search too, the 1.5B root scanned every chunk
     again = root.seen[2][-1]["content"]
     assert "You keep running code you already ran" in again and again.endswith("FINAL('wrap_words')\n```")
     assert (result.answer, sub.seen) == ("wrap_words", [])  # no sub-call: the code graph's reading
@@ -295,3 +323,22 @@ def test_a_code_question_asking_for_a_definition_is_shown_the_one_around_the_bes
     how_request = AskRequest(Inputs((str(repo),)), "How are paragraphs broken into lines?", ModelFlags(SMALL_ROOT, "sub"))
     rlm_with(Models(how, sub), ListSink(), tmp_path).ask(how_request)
     assert "looked up the definition" not in how.seen[0][-1]["content"]  # not a question for a definition's name
+
+
+def test_a_run_stopped_with_no_final_after_a_reading_has_the_readings_answer_as_its_partial_answer(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "text.py").write_text('def wrap_words(s, width):\n    """Break a paragraph into lines no wider than the width."""\n    return [s]\n')
+    bare = repl("wrap_words")  # the 1.5B root ran the reading's name as code, and again
+    root = Scripted(SMALL_ROOT, [bare, bare, bare, bare])
+    question = "Which function breaks a paragraph into lines no wider than the width?"
+    request = AskRequest(Inputs((str(repo),)), question, ModelFlags(SMALL_ROOT, "sub"), Limits(max_iterations=6))
+    result = rlm_with(Models(root), ListSink(), tmp_path).ask(request)
+    assert (result.answer, result.status) == ("wrap_words", "limit")
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("alpha\nomega\n")
+    unread = Scripted(SMALL_ROOT, [bare, bare, bare, bare])
+    plain = AskRequest(Inputs((str(notes),)), "What is the code?", ModelFlags(SMALL_ROOT, "sub"), Limits(max_iterations=6))
+    stopped = rlm_with(Models(unread, Scripted("sub", answer=lambda prompt: "NONE")), ListSink(), tmp_path).ask(plain)
+    assert (stopped.answer, stopped.status) == (None, "limit")  # no reading: no answer is made up

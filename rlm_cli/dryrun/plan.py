@@ -158,8 +158,9 @@ def plan(
     tokens = count_tokens(text, model)
     profile = profile_for(model, profile_name)
     sub_chars = sub_chars_for(sub.max_input_tokens)
-    opening = f"[the opening search's passages, up to {OPENING_OUTPUT_CHARS:,} characters]" if opens_with_search(profile, question) else ""
-    first = first_turn(profile, question, Budget(limits).summary(1), code=describe.code is not None, opening=opening)
+    code = describe.code is not None
+    opening = f"[the opening search's passages, up to {OPENING_OUTPUT_CHARS:,} characters]" if opens_with_search(profile, question, code=code) else ""
+    first = first_turn(profile, question, Budget(limits).summary(1), code=code, opening=opening)
     prompt = system_prompt(profile, model, describe, sub_chars) + "\n" + first
     prompt_tokens = count_tokens(prompt, model)
 

@@ -141,6 +141,15 @@ them; if the helper's answer above is right, that is:
 ```repl
 FINAL({answer})
 ```"""
+# Over code, the definition's FINAL alone: asked for the function that parses sizes in this
+# package, the 1.5B root, offered a search as well, scanned all 435 chunks with llm_find instead
+# (the system prompt's example); without the other move named, it took FINAL.
+ANSWER_FROM_DEFINITION = """\
+If these lines answer the question, reply with FINAL and the answer copied from them; if the \
+helper's answer above is right, that is:
+```repl
+FINAL({answer})
+```"""
 ASKS_FOR_EVERY = re.compile(r"\b(all|every|list)\b", re.IGNORECASE)
 # The str literal a line of the reading starts with: Found's repr.
 _LITERAL = re.compile(r"""^('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
@@ -171,7 +180,7 @@ def reading_answer(read: str) -> str | None:
 # Questions answered by judging every item, not by finding one passage: counts and frequencies.
 # A small model greps the category's name for these; the turn hands it the one block that works.
 AGGREGATE = re.compile(
-    r"\b(how many|how often|number of|count the|most (common|frequent|often)|least (common|frequent|often)"
+    r"\b(how many|how often|(the|total) number of|count the|most (common|frequent|often)|least (common|frequent|often)"
     r"|proportion|percentage)\b",
     re.IGNORECASE,
 )
@@ -202,9 +211,11 @@ JUDGE_LABEL = (
 TALLY_LABEL = "print(Counter(a.strip().lower() for a in answers).most_common())"
 
 
-def takes_aggregate_turn(profile: PromptProfile, question: str) -> bool:
-    """A count or frequency question, to a profile with a turn for those."""
-    return profile.aggregate_turn is not None and bool(AGGREGATE.search(question))
+def takes_aggregate_turn(profile: PromptProfile, question: str, *, code: bool) -> bool:
+    """A count or frequency question, to a profile with a turn for those; not over code, where
+    the code graph counts definitions and calls, and judging every line of source answers
+    nothing (asked for the function that parses sizes in this package, the 1.5B root got that block)."""
+    return profile.aggregate_turn is not None and not code and bool(AGGREGATE.search(question))
 
 
 SMALL_CODE_HINT = (
@@ -546,7 +557,7 @@ def first_turn(
     """The first user turn: the question, and (profiles with an opening) what the opening cell
     printed and the helper's reading of it, or for a count or frequency question the block that
     judges every line."""
-    if profile.aggregate_turn is not None and takes_aggregate_turn(profile, question):
+    if profile.aggregate_turn is not None and takes_aggregate_turn(profile, question, code=code):
         by_label = bool(_BY_LABEL.search(question))
         return profile.aggregate_turn.format(
             question=question,
@@ -557,7 +568,7 @@ def first_turn(
     hint = profile.code_hint if code else ""
     answer = reading_answer(reading)
     if answer is not None:
-        instruction = ANSWER_FROM_READING.format(answer=repr(answer))
+        instruction = (ANSWER_FROM_DEFINITION if code else ANSWER_FROM_READING).format(answer=repr(answer))
         reading = (OPENING_DEFINITION if code else OPENING_READING).format(read=reading)
     else:
         example = EVERY_ANSWER if ASKS_FOR_EVERY.search(question) else ONE_ANSWER
@@ -567,9 +578,9 @@ def first_turn(
     )
 
 
-def opens_with_search(profile: PromptProfile, question: str) -> bool:
+def opens_with_search(profile: PromptProfile, question: str, *, code: bool) -> bool:
     """Whether the loop runs the opening search first: not for questions the aggregate turn takes."""
-    return profile.opening and not takes_aggregate_turn(profile, question)
+    return profile.opening and not takes_aggregate_turn(profile, question, code=code)
 
 
 def named_identifiers(question: str) -> list[str]:

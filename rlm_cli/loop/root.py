@@ -148,7 +148,7 @@ class RootLoop:
             blocks = code_blocks(reply)
             if not blocks:
                 if last_chance:
-                    return self._result(prose(reply) or None, forced)
+                    return self._result(prose(reply) or self._partial(), forced)
                 self.iterations = iteration
                 if reply.strip() in said:
                     repeats += 1
@@ -216,7 +216,13 @@ class RootLoop:
                     outputs=outputs, question=question, budget=self._budget.summary(iteration + 1)
                 )
             self._send(messages, "user", cut + turn, iteration + 1)
-        return self._result(None, forced or "iteration limit reached")
+        return self._result(self._partial(), forced or "iteration limit reached")
+
+    def _partial(self) -> str | None:
+        """The best partial answer of a run a limit ended with no prose answer: the first turn's
+        reading, when it answered (the 1.5B root once ran the reading's name as code, `render_scope`,
+        until the loop stopped it)."""
+        return reading_answer(self._read) if self._read is not None else None
 
     def _scan_due(self, empty: bool, repeats: int) -> bool:
         """Whether the loop's scan runs now: once, after a cell that found nothing or a search run
@@ -298,7 +304,7 @@ class RootLoop:
     async def _first_turn(self, question: str) -> str:
         opening = ""
         code = self._worker.summary.code is not None
-        if opens_with_search(self._profile, question):
+        if opens_with_search(self._profile, question, code=code):
             _, opening = await self._run_cell(opening_code(question, code=code), 0, OPENING_OUTPUT_CHARS)
             self._printed.append(opening)
         if opening and found_nothing(opening):  # no word of the question occurs: go straight to the scan
