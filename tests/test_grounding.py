@@ -26,6 +26,14 @@ def ask(notes: Path, root: str = SMALL_ROOT) -> AskRequest:
     return AskRequest(Inputs((str(notes),)), "What is the code?", ModelFlags(root, "sub"), Limits(max_iterations=6))
 
 
+def code_repo(tmp_path: Path, name: str, source: str) -> Path:
+    """A directory holding one Python file: a context with a code graph."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / name).write_text(source)
+    return repo
+
+
 def test_a_final_nothing_printed_shows_gets_one_more_look(notes: Path, tmp_path: Path) -> None:
     root = Scripted(SMALL_ROOT, [
         repl("x = 1"),
@@ -164,9 +172,7 @@ def test_only_a_question_asking_for_a_count_gets_the_block_that_judges_every_lin
 
 def test_over_code_a_count_question_gets_the_opening_not_the_block_that_judges_every_line(tmp_path: Path) -> None:
     """Judging every line of source answers nothing; the code graph counts definitions and calls."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "tools.py").write_text("def fetch_rows(db):\n    return db.rows\n\n\ndef export(db):\n    return fetch_rows(db)\n")
+    repo = code_repo(tmp_path, "tools.py", "def fetch_rows(db):\n    return db.rows\n\n\ndef export(db):\n    return fetch_rows(db)\n")
     root = Scripted(SMALL_ROOT, [repl("FINAL('1')")])
     sink = ListSink()
     request = AskRequest(Inputs((str(repo),)), "How many functions call `fetch_rows`?", ModelFlags(SMALL_ROOT, "sub"))
@@ -226,9 +232,7 @@ def test_the_scan_keeps_what_its_piece_holds_and_puts_the_rare_answer_first(tmp_
 
 
 def test_a_code_question_opens_with_the_definitions_and_callers_of_the_names_it_mentions(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "tools.py").write_text(
+    repo = code_repo(tmp_path, "tools.py",
         "def fetch_rows(db):\n    return db.rows\n\n\nclass Report:\n    def build(self, db):\n"
         "        return fetch_rows(db)\n\n\ndef export(db):\n    rows = fetch_rows(db)\n    return rows\n"
     )
@@ -298,9 +302,7 @@ def test_a_code_question_asking_for_a_definition_is_shown_the_one_around_the_bes
     """The 1.5B root searched other words instead of copying the "(in function ...)" line under
     the best hit: the first turn names that definition and ends with the FINAL taking it, and a
     repeat gets the answer-now turn with it."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "text.py").write_text(
+    repo = code_repo(tmp_path, "text.py",
         'def pad(s):\n    return s + " "\n\n\ndef wrap_words(s, width):\n'
         '    """Break a paragraph into lines no wider than the given width."""\n    return [s[:width]]\n'
     )
@@ -326,9 +328,7 @@ def test_a_code_question_asking_for_a_definition_is_shown_the_one_around_the_bes
 
 
 def test_a_run_stopped_with_no_final_after_a_reading_has_the_readings_answer_as_its_partial_answer(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "text.py").write_text('def wrap_words(s, width):\n    """Break a paragraph into lines no wider than the width."""\n    return [s]\n')
+    repo = code_repo(tmp_path, "text.py", 'def wrap_words(s, width):\n    """Break a paragraph into lines no wider than the width."""\n    return [s]\n')
     bare = repl("wrap_words")  # the 1.5B root ran the reading's name as code, and again
     root = Scripted(SMALL_ROOT, [bare, bare, bare, bare])
     question = "Which function breaks a paragraph into lines no wider than the width?"
