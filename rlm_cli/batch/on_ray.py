@@ -9,7 +9,8 @@ cores; a task whose node process dies is run again by Ray (`max_retries`).
 
 Sources: a git URL is cloned by the node; a local path whose loaded files (what the loader
 keeps: no secret-named, ignored, excluded or binary files) come to at most `ship_max` bytes is
-packed once, put in Ray's object store and unpacked on the node under the same name; a larger path is passed as it is, so it must be on storage every node sees at the same path.
+packed once, put in Ray's object store and unpacked on the node under the same name; a larger
+path is passed as it is, so it must be on storage every node sees at the same path.
 Models are resolved here, on the driver, so every node calls the same ones; provider keys and
 `RLM_*` request settings come from the nodes' environment.
 

@@ -134,22 +134,19 @@ FINAL("first answer, second answer, third answer")
 If they do not hold them all"""
 # With the helper's reading, the FINAL taking its first answer comes last: the 1.5B root runs the
 # last code a turn names, and shown the reading, then other moves, it searched again or scanned.
-ANSWER_FROM_READING = """\
-Read these lines. If they do not answer the question, write one ```repl block that looks further \
-with context.search and other words. If they do, reply with FINAL and the answer copied from \
-them; if the helper's answer above is right, that is:
+TAKE_READING = """\
+reply with FINAL and the answer copied from them; if the helper's answer above is right, that is:
 ```repl
 FINAL({answer})
 ```"""
+ANSWER_FROM_READING = (
+    "Read these lines. If they do not answer the question, write one ```repl block that looks further"
+    " with context.search and other words. If they do, " + TAKE_READING
+)
 # Over code, the definition's FINAL alone: asked for the function that parses sizes in this
 # package, the 1.5B root, offered a search as well, scanned all 435 chunks with llm_find instead
 # (the system prompt's example); without the other move named, it took FINAL.
-ANSWER_FROM_DEFINITION = """\
-If these lines answer the question, reply with FINAL and the answer copied from them; if the \
-helper's answer above is right, that is:
-```repl
-FINAL({answer})
-```"""
+ANSWER_FROM_DEFINITION = "If these lines answer the question, " + TAKE_READING
 ASKS_FOR_EVERY = re.compile(r"\b(all|every|list)\b", re.IGNORECASE)
 # The str literal a line of the reading starts with: Found's repr.
 _LITERAL = re.compile(r"""^('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
